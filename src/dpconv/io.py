@@ -60,28 +60,38 @@ def _check_model(info: registry.FormatInfo, labeled: bool, path: str) -> None:
         raise DpconvError(f"{path}: format {info.name!r} has no labels; read it as a System")
 
 
-def _fit(data: Mapping[str, Any], labeled: bool) -> dict[str, Any]:
-    return dict(data) if labeled else _strip_labels(data)
+def _fit(data: Mapping[str, Any], labeled: bool | None) -> dict[str, Any]:
+    """Drop labels for an unlabeled target; ``None`` keeps what the reader gave."""
+    return _strip_labels(data) if labeled is False else dict(data)
 
 
-def read_data(path: PathLike, fmt: str = "auto", *, labeled: bool = False, **kwargs: Any) -> dict[str, Any]:
-    """All frames of ``path`` as one data dict (one concatenation of the reader's blocks)."""
+def _has_labels(data: Mapping[str, Any]) -> bool:
+    return "energies" in data and "forces" in data
+
+
+def read_data(path: PathLike, fmt: str = "auto", *, labeled: bool | None = False, **kwargs: Any) -> dict[str, Any]:
+    """All frames of ``path`` as one data dict (one concatenation of the reader's blocks).
+
+    ``labeled=False`` drops labels, ``True`` requires a format with labels, ``None``
+    keeps whatever the reader gives.
+    """
     p = _check_exists(path)
     info = registry.resolve(fmt, p, "read")
-    _check_model(info, labeled, p)
+    if labeled:
+        _check_model(info, labeled, p)
     blocks = [_fit(b, labeled) for b in iter_blocks(p, info.name, **kwargs)]
-    return concatenate_data(blocks, labeled)
+    return concatenate_data(blocks, bool(labeled))
 
 
 def read(path: PathLike, fmt: str = "auto", *, labeled: bool | None = None,
-         type_map: Sequence[str] | None = None, **kwargs: Any) -> System:
-    """Read ``path``; a LabeledSystem when the format has labels (or ``labeled=True``)."""
-    p = _check_exists(path)
-    info = registry.resolve(fmt, p, "read")
+         type_map: Sequence[str] | None = None, begin: int = 0, step: int = 1, **kwargs: Any) -> System:
+    """Read ``path`` into a LabeledSystem when it has energies and forces (or
+    ``labeled=True``), else a System."""
+    data = read_data(path, fmt, labeled=labeled, type_map=type_map, **kwargs)
     if labeled is None:
-        labeled = info.reads == "LabeledSystem"
+        labeled = _has_labels(data)
     cls = LabeledSystem if labeled else System
-    return cls(p, fmt=info.name, type_map=type_map, **kwargs)
+    return cls(data=data, type_map=type_map, begin=begin, step=step)
 
 
 def _rechunk(blocks: Iterable[Mapping[str, Any]], size: int, labeled: bool) -> Iterator[dict[str, Any]]:
@@ -118,13 +128,14 @@ def iread(path: PathLike, fmt: str = "auto", *, chunk_size: int = 1000, labeled:
     (plus whatever one block of the reader holds)."""
     p = _check_exists(path)
     info = registry.resolve(fmt, p, "read")
-    if labeled is None:
-        labeled = info.reads == "LabeledSystem"
-    _check_model(info, labeled, p)
-    cls = LabeledSystem if labeled else System
+    if labeled:
+        _check_model(info, labeled, p)
     blocks = (_fit(b, labeled) for b in iter_blocks(p, info.name, **kwargs))
-    for data in _rechunk(blocks, chunk_size, labeled):
-        s = cls.from_data(data)
+    for data in _rechunk(blocks, chunk_size, bool(labeled)):
+        if labeled is None:
+            labeled = _has_labels(data)
+        cls = LabeledSystem if labeled else System
+        s = cls.from_data(_fit(data, labeled))
         if type_map is not None:
             s.apply_type_map(type_map)
         yield s
@@ -291,6 +302,9 @@ def convert(
     the rest flows from reader to writer block by block. ``progress(n)`` is
     called with the number of frames of each block written.
 
+    ``labeled``: True keeps labels (error for a format without), False drops
+    them, None (default) keeps the labels every input of a group has.
+
     Returns the number of frames written per system name.
     """
     paths = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(p) for p in inputs]
@@ -299,10 +313,9 @@ def convert(
     out_info = registry.get_format(out_fmt, action="write")
     read_kwargs = dict(read_kwargs or {})
     infos = [registry.resolve(in_fmt, _check_exists(p), "read") for p in paths]
-    if labeled is None:
-        labeled = all(i.reads == "LabeledSystem" for i in infos)
-    for info, p in zip(infos, paths):
-        _check_model(info, labeled, p)
+    if labeled:
+        for info, p in zip(infos, paths):
+            _check_model(info, labeled, p)
 
     names: list[str] = list(type_map) if type_map is not None else []
     fixed = type_map is not None

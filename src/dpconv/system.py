@@ -29,8 +29,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
-from monty.json import MSONable
-
 from dpconv import schema
 from dpconv.errors import DpconvError, SchemaError
 
@@ -120,7 +118,7 @@ def _map_types(data: Mapping[str, Any], type_map: Sequence[str]) -> dict[str, An
     return out
 
 
-class System(MSONable):
+class System:
     """Structures: atom names and types, cells and coordinates of ``nframes`` frames.
 
     Parameters
@@ -503,7 +501,11 @@ class System(MSONable):
 
     # -- serialisation ------------------------------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (monty MSONable); arrays become nested lists with their dtype."""
+        """JSON-ready dict in monty's MSONable protocol (``@module``/``@class``), so
+        ``monty.json.MontyEncoder``/``MontyDecoder`` and ``dumpfn``/``loadfn`` handle
+        systems; arrays become nested lists with their dtype and shape (float64 is
+        written with full precision, so the round trip is exact). dpconv does not
+        inherit ``MSONable`` to keep ``import dpconv`` free of monty's import cost."""
         data = {}
         for k, v in self.data.items():
             if isinstance(v, np.ndarray):
@@ -512,8 +514,17 @@ class System(MSONable):
                 data[k] = v
         return {"@module": type(self).__module__, "@class": type(self).__name__, "data": data}
 
+    def to_json(self) -> str:
+        """JSON text of :meth:`as_dict` (monty's encoder, so nested MSONables work too)."""
+        import json
+
+        from monty.json import MontyEncoder
+
+        return json.dumps(self, cls=MontyEncoder)
+
     @classmethod
     def from_dict(cls: type[S], d: Mapping[str, Any]) -> S:
+        """Inverse of :meth:`as_dict`; also what monty's ``MontyDecoder`` calls."""
         data = {}
         for k, v in d["data"].items():
             if isinstance(v, Mapping) and "@array" in v:
@@ -606,11 +617,11 @@ class MultiSystems:
         flat: list[System] = []
         for s in systems:
             flat.extend(s.systems.values() if isinstance(s, MultiSystems) else [s])
+        flat = [s for s in flat if len(s) > 0]
+        for s in flat:
+            self._merge_names(s.get_atom_names())
         groups: dict[str, list[System]] = {}
         for s in flat:
-            if len(s) == 0:
-                continue
-            self._merge_names(s.get_atom_names())
             s = s.copy()
             s.apply_type_map(self.atom_names)
             groups.setdefault(s.formula, []).append(s)

@@ -1,0 +1,1 @@
+"""dpconv plugin for n2p2/RuNNer ``input.data`` files."""

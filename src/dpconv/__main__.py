@@ -1,0 +1,5 @@
+"""``python -m dpconv`` runs the CLI."""
+
+from dpconv.cli import main
+
+main()
