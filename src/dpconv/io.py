@@ -250,8 +250,19 @@ def write_blocks(blocks: Iterable[Mapping[str, Any]], path: PathLike, info: regi
     if writer is None:
         write_systems([("system", iter(blocks))], path, info, **kwargs)
         return
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, _writer_errors(info):
         writer(tmp, blocks, **kwargs)
+
+
+@contextlib.contextmanager
+def _writer_errors(info: registry.FormatInfo) -> Iterator[None]:
+    """Turn a bad writer option into a one-line DpconvError."""
+    try:
+        yield
+    except TypeError as exc:
+        if "unexpected keyword argument" in str(exc):
+            raise DpconvError(f"format {info.name!r} does not take that option: {exc}") from None
+        raise
 
 
 def write_systems(systems: Iterable[tuple[str, Iterable[Mapping[str, Any]]]], path: PathLike,
@@ -263,7 +274,7 @@ def write_systems(systems: Iterable[tuple[str, Iterable[Mapping[str, Any]]]], pa
     single_as_root = kwargs.pop("single_as_root", False)
     mod = info.load()
     systems = list(systems)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, _writer_errors(info):
         if hasattr(mod, "write_systems"):
             mod.write_systems(tmp, systems, **kwargs)
         elif single_as_root and len(systems) == 1:

@@ -65,12 +65,12 @@ def _blocks(path: str, group: str, type_map: Sequence[str] | None) -> Iterator[d
             yield layout.system_block(types, names, nopbc, layout.frame_arrays(get, None, len(types), f"{path}#{group}/{sname}"))
 
 
-def read_systems(path: str, type_map: Sequence[str] | None = None, **_: Any) -> Iterator[tuple[str, Iterator[dict[str, Any]]]]:
+def read_systems(path: str, type_map: Sequence[str] | None = None) -> Iterator[tuple[str, Iterator[dict[str, Any]]]]:
     for group in _system_groups(path):
         yield group.strip("/") or os.path.basename(path), _blocks(path, group, type_map)
 
 
-def read(path: str, type_map: Sequence[str] | None = None, **_: Any) -> Iterator[dict[str, Any]]:
+def read(path: str, type_map: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
     groups = _system_groups(path)
     if len(groups) > 1:
         raise ParseError(path, f"one system, found {len(groups)} ({', '.join(groups[:4])}...); "
@@ -90,13 +90,12 @@ def _write_group(g: Any, blocks: Iterable[Mapping[str, Any]], set_size: int) -> 
             sg.create_dataset(f"{stem}.npy", data=arr)
 
 
-def write(path: str, blocks: Iterable[Mapping[str, Any]], set_size: int = 5000, **_: Any) -> None:
+def write(path: str, blocks: Iterable[Mapping[str, Any]], set_size: int = 5000) -> None:
     with _open(path, "w") as f:
         _write_group(f, blocks, set_size)
 
 
-def write_systems(path: str, systems: Iterable[tuple[str, Iterable[Mapping[str, Any]]]], set_size: int = 5000,
-                  **_: Any) -> None:
+def write_systems(path: str, systems: Iterable[tuple[str, Iterable[Mapping[str, Any]]]], set_size: int = 5000) -> None:
     with _open(path, "w") as f:
         for name, blocks in systems:
             _write_group(f.create_group(name), blocks, set_size)

@@ -70,13 +70,13 @@ def _read_folder(folder: str, type_map: Sequence[str] | None) -> list[tuple[str,
     return out
 
 
-def read_systems(path: str, type_map: Sequence[str] | None = None, **_: Any) -> Iterator[tuple[str, Iterator[dict[str, Any]]]]:
+def read_systems(path: str, type_map: Sequence[str] | None = None) -> Iterator[tuple[str, Iterator[dict[str, Any]]]]:
     for folder in _folders(path):
         for name, data in _read_folder(folder, type_map):
             yield name, iter([data])
 
 
-def read(path: str, type_map: Sequence[str] | None = None, **_: Any) -> Iterator[dict[str, Any]]:
+def read(path: str, type_map: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
     systems = [d for folder in _folders(path) for _, d in _read_folder(folder, type_map)]
     if len(systems) > 1:
         raise ParseError(path, f"one composition, found {len(systems)}; "
@@ -111,14 +111,13 @@ def _materialise(blocks: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return concatenate_data(blocks, labeled="energies" in blocks[0]) if blocks else {}
 
 
-def write(path: str, blocks: Iterable[Mapping[str, Any]], set_size: int = 2000, **_: Any) -> None:
+def write(path: str, blocks: Iterable[Mapping[str, Any]], set_size: int = 2000) -> None:
     data = _materialise(blocks)
     if data:
         _write_folder(path, [data], set_size)
 
 
-def write_systems(path: str, systems: Iterable[tuple[str, Iterable[Mapping[str, Any]]]], set_size: int = 2000,
-                  **_: Any) -> None:
+def write_systems(path: str, systems: Iterable[tuple[str, Iterable[Mapping[str, Any]]]], set_size: int = 2000) -> None:
     by_natoms: dict[int, list[Mapping[str, Any]]] = {}
     names: list[str] = []
     datas = [d for d in (_materialise(b) for _, b in systems) if d]

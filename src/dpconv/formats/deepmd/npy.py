@@ -37,7 +37,7 @@ def read_header(path: str, type_map: Sequence[str] | None) -> tuple[np.ndarray, 
     return types, names, os.path.isfile(os.path.join(path, "nopbc"))
 
 
-def read(path: str, type_map: Sequence[str] | None = None, **_: Any) -> Iterator[dict[str, Any]]:
+def read(path: str, type_map: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
     types, names, nopbc = read_header(path, type_map)
     set_dirs = sorted(glob.glob(os.path.join(glob.escape(path), "set.*")))
     if not set_dirs:
@@ -66,7 +66,7 @@ def write_header(path: str, data: Mapping[str, Any]) -> None:
         open(os.path.join(path, "nopbc"), "w").close()
 
 
-def write(path: str, blocks: Iterable[Mapping[str, Any]], set_size: int = 5000, **_: Any) -> None:
+def write(path: str, blocks: Iterable[Mapping[str, Any]], set_size: int = 5000) -> None:
     os.makedirs(path, exist_ok=True)
     for i, chunk in enumerate(layout.sets(blocks, set_size)):
         if i == 0:

@@ -17,7 +17,7 @@ from dpconv.formats.deepmd import layout
 from dpconv.formats.deepmd.npy import read_header, write_header
 
 
-def read(path: str, type_map: Sequence[str] | None = None, **_: Any) -> Iterator[dict[str, Any]]:
+def read(path: str, type_map: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
     types, names, nopbc = read_header(path, type_map)
 
     def get(stem: str) -> np.ndarray | None:
@@ -32,7 +32,7 @@ def read(path: str, type_map: Sequence[str] | None = None, **_: Any) -> Iterator
     yield layout.system_block(types, names, nopbc, layout.frame_arrays(get, None, len(types), path))
 
 
-def write(path: str, blocks: Iterable[Mapping[str, Any]], **_: Any) -> None:
+def write(path: str, blocks: Iterable[Mapping[str, Any]]) -> None:
     os.makedirs(path, exist_ok=True)
     handles: dict[str, Any] = {}
     try:
