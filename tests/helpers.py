@@ -28,12 +28,14 @@ def water_like(nframes: int = 4, seed: int = 0, labeled: bool = True, virials: b
 
 def methane(nframes: int = 3, seed: int = 1) -> LabeledSystem:
     rng = np.random.default_rng(seed)
-    return LabeledSystem(data={
-        "atom_names": ["H", "C"],
-        "atom_numbs": [4, 1],
-        "atom_types": np.array([1, 0, 0, 0, 0]),
-        "cells": np.tile(np.eye(3) * 10.0, (nframes, 1, 1)),
-        "coords": rng.uniform(0, 10, (nframes, 5, 3)),
-        "energies": rng.normal(-20, 1, nframes),
-        "forces": rng.normal(0, 1, (nframes, 5, 3)),
-    })
+    return LabeledSystem(
+        data={
+            "atom_names": ["H", "C"],
+            "atom_numbs": [4, 1],
+            "atom_types": np.array([1, 0, 0, 0, 0]),
+            "cells": np.tile(np.eye(3) * 10.0, (nframes, 1, 1)),
+            "coords": rng.uniform(0, 10, (nframes, 5, 3)),
+            "energies": rng.normal(-20, 1, nframes),
+            "forces": rng.normal(0, 1, (nframes, 5, 3)),
+        }
+    )

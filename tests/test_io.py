@@ -28,9 +28,14 @@ def _big_frames(nframes: int) -> Iterator[dict[str, Any]]:
     types_ = np.zeros(NATOMS, dtype=np.int64)
     for _ in range(nframes):
         yield {
-            "atom_names": ["Ar"], "atom_numbs": np.array([NATOMS]), "atom_types": types_,
-            "cells": np.eye(3)[None] * 30, "coords": rng.uniform(0, 30, (1, NATOMS, 3)),
-            "energies": rng.normal(size=1), "forces": rng.normal(size=(1, NATOMS, 3)), "nopbc": False,
+            "atom_names": ["Ar"],
+            "atom_numbs": np.array([NATOMS]),
+            "atom_types": types_,
+            "cells": np.eye(3)[None] * 30,
+            "coords": rng.uniform(0, 30, (1, NATOMS, 3)),
+            "energies": rng.normal(size=1),
+            "forces": rng.normal(size=(1, NATOMS, 3)),
+            "nopbc": False,
         }
 
 
@@ -109,8 +114,13 @@ def test_convert_many_inputs_grouped(tmp_path) -> None:
     water_like(2, 1).to_deepmd_npy(tmp_path / "in" / "b")
     methane(4).to_deepmd_npy(tmp_path / "in" / "c")
     ticks: list[int] = []
-    counts = dpconv.convert([tmp_path / "in" / n for n in "abc"], tmp_path / "out", in_fmt="deepmd/npy",
-                            out_fmt="deepmd/npy", progress=ticks.append)
+    counts = dpconv.convert(
+        [tmp_path / "in" / n for n in "abc"],
+        tmp_path / "out",
+        in_fmt="deepmd/npy",
+        out_fmt="deepmd/npy",
+        progress=ticks.append,
+    )
     assert counts == {"O2H4C0": 5, "O0H4C1": 4}
     assert sum(ticks) == 9
     w = LabeledSystem(tmp_path / "out" / "O2H4C0", fmt="deepmd/npy")

@@ -47,7 +47,7 @@ def test_from_dir_glob(tmp_path) -> None:
 def test_train_test_split_reproducible() -> None:
     ms = MultiSystems(water_like(10, 0), methane(10))
     tr1, te1, idx1 = ms.train_test_split(0.3, seed=4)
-    tr2, te2, idx2 = ms.train_test_split(0.3, seed=4)
+    _, te2, idx2 = ms.train_test_split(0.3, seed=4)
     assert te1.get_nframes() == 6 and tr1.get_nframes() == 14
     for k in idx1:
         np.testing.assert_array_equal(idx1[k], idx2[k])

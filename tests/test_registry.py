@@ -137,19 +137,24 @@ def test_list_plugins_includes_builtins() -> None:
 
 
 def test_disable_plugins_env() -> None:
-    code = ("from dpconv.plugins import list_plugins; "
-            "print(sorted(p['name'] for p in list_plugins()))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**__import__("os").environ, "DPCONV_DISABLE_PLUGINS": "n2p2"})
+    code = "from dpconv.plugins import list_plugins; print(sorted(p['name'] for p in list_plugins()))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "DPCONV_DISABLE_PLUGINS": "n2p2"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "'n2p2'" not in proc.stdout
 
 
 def test_import_is_light() -> None:
-    code = ("import sys, time; t = time.perf_counter(); import dpconv; dt = time.perf_counter() - t; "
-            "heavy = [m for m in sys.modules if m.split('.')[0] in ('torch', 'h5py', 'scipy', 'monty') "
-            "or m.startswith('dpconv.formats') or m.startswith('dpconv.trainer') or m == 'pluggy._manager' and False]; "
-            "print(dt); print(heavy)")
+    code = (
+        "import sys, time; t = time.perf_counter(); import dpconv; dt = time.perf_counter() - t; "
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('torch', 'h5py', 'scipy', 'monty') "
+        "or m.startswith('dpconv.formats') or m.startswith('dpconv.trainer') or m == 'pluggy._manager' and False]; "
+        "print(dt); print(heavy)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     dt, heavy = proc.stdout.splitlines()
     assert heavy == "[]", heavy

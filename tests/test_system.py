@@ -199,7 +199,9 @@ def test_apply_pbc_wraps_into_cell() -> None:
     s.apply_pbc()
     frac = np.linalg.solve(s.data["cells"].transpose(0, 2, 1), s.data["coords"].transpose(0, 2, 1))
     assert frac.min() >= 0 and frac.max() < 1
-    diff = np.linalg.solve(s.data["cells"].transpose(0, 2, 1), (s.data["coords"] - before.data["coords"]).transpose(0, 2, 1))
+    diff = np.linalg.solve(
+        s.data["cells"].transpose(0, 2, 1), (s.data["coords"] - before.data["coords"]).transpose(0, 2, 1)
+    )
     np.testing.assert_allclose(diff, np.round(diff), atol=1e-9)
 
 
@@ -215,10 +217,14 @@ def test_rot_lower_triangular_keeps_geometry() -> None:
     d_old = np.linalg.norm(ref.data["coords"][:, :, None] - ref.data["coords"][:, None], axis=-1)
     np.testing.assert_allclose(d_new, d_old, atol=1e-10)
     # F . r and the virial's invariants are unchanged by a rotation
-    np.testing.assert_allclose(np.einsum("fij,fij->f", s.data["forces"], s.data["coords"]),
-                               np.einsum("fij,fij->f", ref.data["forces"], ref.data["coords"]), atol=1e-9)
-    np.testing.assert_allclose(np.trace(s.data["virials"], axis1=1, axis2=2),
-                               np.trace(ref.data["virials"], axis1=1, axis2=2), atol=1e-12)
+    np.testing.assert_allclose(
+        np.einsum("fij,fij->f", s.data["forces"], s.data["coords"]),
+        np.einsum("fij,fij->f", ref.data["forces"], ref.data["coords"]),
+        atol=1e-9,
+    )
+    np.testing.assert_allclose(
+        np.trace(s.data["virials"], axis1=1, axis2=2), np.trace(ref.data["virials"], axis1=1, axis2=2), atol=1e-12
+    )
 
 
 def test_replicate() -> None:

@@ -83,8 +83,16 @@ def read_data(path: PathLike, fmt: str = "auto", *, labeled: bool | None = False
     return concatenate_data(blocks, bool(labeled))
 
 
-def read(path: PathLike, fmt: str = "auto", *, labeled: bool | None = None,
-         type_map: Sequence[str] | None = None, begin: int = 0, step: int = 1, **kwargs: Any) -> System:
+def read(
+    path: PathLike,
+    fmt: str = "auto",
+    *,
+    labeled: bool | None = None,
+    type_map: Sequence[str] | None = None,
+    begin: int = 0,
+    step: int = 1,
+    **kwargs: Any,
+) -> System:
     """Read ``path`` into a LabeledSystem when it has energies and forces (or
     ``labeled=True``), else a System."""
     data = read_data(path, fmt, labeled=labeled, type_map=type_map, **kwargs)
@@ -122,8 +130,15 @@ def _slice_block(block: Mapping[str, Any], idx: slice) -> dict[str, Any]:
     return out
 
 
-def iread(path: PathLike, fmt: str = "auto", *, chunk_size: int = 1000, labeled: bool | None = None,
-          type_map: Sequence[str] | None = None, **kwargs: Any) -> Iterator[System]:
+def iread(
+    path: PathLike,
+    fmt: str = "auto",
+    *,
+    chunk_size: int = 1000,
+    labeled: bool | None = None,
+    type_map: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> Iterator[System]:
     """Yield systems of at most ``chunk_size`` frames; memory is bounded by a chunk
     (plus whatever one block of the reader holds)."""
     p = _check_exists(path)
@@ -141,8 +156,9 @@ def iread(path: PathLike, fmt: str = "auto", *, chunk_size: int = 1000, labeled:
         yield s
 
 
-def read_multi(path: PathLike, fmt: str = "auto", *, type_map: Sequence[str] | None = None,
-               labeled: bool = True, **kwargs: Any) -> MultiSystems:
+def read_multi(
+    path: PathLike, fmt: str = "auto", *, type_map: Sequence[str] | None = None, labeled: bool = True, **kwargs: Any
+) -> MultiSystems:
     """Read a multi-system source into a :class:`MultiSystems`.
 
     ``fmt`` may be a multi-system format (``deepmd/hdf5``, ``deepmd/npy/mixed``)
@@ -241,8 +257,9 @@ def write(obj: System | MultiSystems, path: PathLike, fmt: str, **kwargs: Any) -
     write_blocks(_blocks_of(obj), path, info, **kwargs)
 
 
-def write_blocks(blocks: Iterable[Mapping[str, Any]], path: PathLike, info: registry.FormatInfo | str,
-                 **kwargs: Any) -> None:
+def write_blocks(
+    blocks: Iterable[Mapping[str, Any]], path: PathLike, info: registry.FormatInfo | str, **kwargs: Any
+) -> None:
     """Stream blocks of one system to ``path`` (atomic)."""
     if isinstance(info, str):
         info = registry.get_format(info, action="write")
@@ -265,8 +282,12 @@ def _writer_errors(info: registry.FormatInfo) -> Iterator[None]:
         raise
 
 
-def write_systems(systems: Iterable[tuple[str, Iterable[Mapping[str, Any]]]], path: PathLike,
-                  info: registry.FormatInfo | str, **kwargs: Any) -> None:
+def write_systems(
+    systems: Iterable[tuple[str, Iterable[Mapping[str, Any]]]],
+    path: PathLike,
+    info: registry.FormatInfo | str,
+    **kwargs: Any,
+) -> None:
     """Write named systems: one multi-system target, or a folder of ``<name>`` targets.
     A single system is written straight to ``path`` when ``single_as_root`` is true."""
     if isinstance(info, str):
@@ -377,8 +398,7 @@ def convert(
         (formula,) = groups
         write_blocks(stream(formula), output, out_info, **write_kwargs)
     else:
-        write_systems([(f, stream(f)) for f in groups], output, out_info,
-                      single_as_root=single_as_root, **write_kwargs)
+        write_systems([(f, stream(f)) for f in groups], output, out_info, single_as_root=single_as_root, **write_kwargs)
     return counts
 
 

@@ -89,9 +89,7 @@ def register_field(field: Field) -> None:
     if field.deepmd is not None:
         for other in _FIELDS.values():
             if other.deepmd == field.deepmd:
-                raise SchemaError(
-                    f"DeePMD file stem {field.deepmd!r} of {field.name!r} is used by {other.name!r}"
-                )
+                raise SchemaError(f"DeePMD file stem {field.deepmd!r} of {field.name!r} is used by {other.name!r}")
     if "frame" in field.axes and field.axes[0] != "frame":
         raise SchemaError(f"field {field.name!r}: 'frame' must be the first axis")
     _FIELDS[field.name] = field
@@ -177,9 +175,7 @@ def validate(data: Mapping[str, Any], labeled: bool) -> dict[str, Any]:
             arr = arr.reshape(expected)
         if arr.shape != expected:
             shape_names = ", ".join(str(a) for a in field.axes)
-            raise SchemaError(
-                f"field {key!r} must have shape ({shape_names}) = {expected}, got {arr.shape}"
-            )
+            raise SchemaError(f"field {key!r} must have shape ({shape_names}) = {expected}, got {arr.shape}")
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             bad = np.argwhere(~np.isfinite(arr))[0]
             raise SchemaError(f"field {key!r} has a non-finite value at index {tuple(int(i) for i in bad)}")
@@ -195,9 +191,7 @@ def validate(data: Mapping[str, Any], labeled: bool) -> dict[str, Any]:
         )
     counts = np.bincount(types, minlength=sizes["type"])
     if not np.array_equal(counts, out["atom_numbs"]):
-        raise SchemaError(
-            f"atom_numbs {out['atom_numbs'].tolist()} do not count atom_types {counts.tolist()}"
-        )
+        raise SchemaError(f"atom_numbs {out['atom_numbs'].tolist()} do not count atom_types {counts.tolist()}")
     return out
 
 

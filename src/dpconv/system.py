@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
+
 from dpconv import schema
 from dpconv.errors import DpconvError, SchemaError
 
@@ -91,9 +92,7 @@ def concatenate_data(blocks: Sequence[Mapping[str, Any]], labeled: bool) -> dict
     ref_types = np.asarray(mapped[0]["atom_types"])
     for i, b in enumerate(mapped[1:], 1):
         if not np.array_equal(np.asarray(b["atom_types"]), ref_types):
-            raise SchemaError(
-                f"cannot join block {i}: its atoms differ (atom_types) from the first block's"
-            )
+            raise SchemaError(f"cannot join block {i}: its atoms differ (atom_types) from the first block's")
         if bool(b.get("nopbc", False)) != bool(first.get("nopbc", False)):
             raise SchemaError(f"cannot join block {i}: nopbc differs from the first block's")
     out = {k: v for k, v in mapped[0].items() if k not in schema.frame_fields(mapped[0])}
@@ -224,7 +223,10 @@ class System:
 
     def __str__(self) -> str:
         names = ", ".join(f"{n}: {c}" for n, c in zip(self.data["atom_names"], self.data["atom_numbs"]))
-        return f"Data Summary\n{type(self).__name__}\nFrame Numbers : {len(self)}\nAtom Numbers : {self.get_natoms()}\nElement List : {names}"
+        return (
+            f"Data Summary\n{type(self).__name__}\nFrame Numbers : {len(self)}\n"
+            f"Atom Numbers : {self.get_natoms()}\nElement List : {names}"
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, System) or type(other) is not type(self):
@@ -259,7 +261,7 @@ class System:
             return self.data[key]
         return self.sub_system(key)
 
-    def __iter__(self: S) -> Iterator[S]:
+    def __iter__(self) -> Iterator[System]:
         for i in range(len(self)):
             yield self.sub_system(i)
 
@@ -308,7 +310,7 @@ class System:
         if not 0.0 <= fraction <= 1.0:
             raise DpconvError(f"split fraction must be in [0, 1], got {fraction}")
         n = len(self)
-        nvalid = int(round(fraction * n))
+        nvalid = round(fraction * n)
         if n >= 2 and 0.0 < fraction < 1.0:
             nvalid = min(max(nvalid, 1), n - 1)
         perm = np.random.default_rng(seed).permutation(n)
@@ -564,7 +566,7 @@ class LabeledSystem(System):
 
 def _strip_labels(data: Mapping[str, Any]) -> dict[str, Any]:
     known = schema.fields()
-    return {k: v for k, v in data.items() if not (k in known and known[k].required == "labeled" or k == "virials")}
+    return {k: v for k, v in data.items() if not ((k in known and known[k].required == "labeled") or k == "virials")}
 
 
 class MultiSystems:
@@ -583,8 +585,13 @@ class MultiSystems:
 
     @classmethod
     def from_dir(
-        cls, dir_name: str | os.PathLike[str], file_name: str, fmt: str = "auto",
-        type_map: Sequence[str] | None = None, labeled: bool = True, **kwargs: Any
+        cls,
+        dir_name: str | os.PathLike[str],
+        file_name: str,
+        fmt: str = "auto",
+        type_map: Sequence[str] | None = None,
+        labeled: bool = True,
+        **kwargs: Any,
     ) -> MultiSystems:
         """Read every file below ``dir_name`` matching the glob ``file_name``."""
         import glob
@@ -594,8 +601,14 @@ class MultiSystems:
         return cls(*(cls_(p, fmt=fmt, **kwargs) for p in paths), type_map=type_map)
 
     @classmethod
-    def from_file(cls, file_name: str | os.PathLike[str], fmt: str, type_map: Sequence[str] | None = None,
-                  labeled: bool = True, **kwargs: Any) -> MultiSystems:
+    def from_file(
+        cls,
+        file_name: str | os.PathLike[str],
+        fmt: str,
+        type_map: Sequence[str] | None = None,
+        labeled: bool = True,
+        **kwargs: Any,
+    ) -> MultiSystems:
         """Read a multi-system file or folder (``deepmd/hdf5``, ``deepmd/npy/mixed``, a folder of systems)."""
         from dpconv.io import read_multi
 
@@ -679,7 +692,7 @@ class MultiSystems:
         if isinstance(test_size, float):
             if not 0.0 < test_size < 1.0:
                 raise DpconvError(f"test_size as a fraction must be in (0, 1), got {test_size}")
-            ntest = int(round(test_size * total))
+            ntest = round(test_size * total)
         else:
             ntest = int(test_size)
         if not 0 < ntest < total:
@@ -691,7 +704,7 @@ class MultiSystems:
         test_idx: dict[str, np.ndarray] = {}
         start = 0
         for formula, s in self.systems.items():
-            mask = chosen[start:start + len(s)]
+            mask = chosen[start : start + len(s)]
             start += len(s)
             test_idx[formula] = np.flatnonzero(mask)
             if (~mask).any():

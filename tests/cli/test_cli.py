@@ -41,8 +41,9 @@ def test_plugins_command() -> None:
 
 def test_convert_and_info(tmp_path) -> None:
     water_like(4).to_deepmd_raw(tmp_path / "raw")
-    r = CliRunner().invoke(cli, ["convert", "-i", "deepmd/raw", str(tmp_path / "raw"), "-o", "deepmd/hdf5",
-                                 str(tmp_path / "w.hdf5")])
+    r = CliRunner().invoke(
+        cli, ["convert", "-i", "deepmd/raw", str(tmp_path / "raw"), "-o", "deepmd/hdf5", str(tmp_path / "w.hdf5")]
+    )
     assert r.exit_code == 0, r.output
     assert "wrote 4 frames in 1 system(s)" in r.output
     info = CliRunner().invoke(cli, ["info", str(tmp_path / "w.hdf5")])
@@ -54,8 +55,20 @@ def test_convert_glob_and_type_map(tmp_path) -> None:
     for i in range(3):
         water_like(2, i).to_deepmd_npy(tmp_path / f"sys_{i}")
     methane(2).to_deepmd_npy(tmp_path / "sys_m")
-    r = CliRunner().invoke(cli, ["convert", str(tmp_path / "sys_*"), "-o", "deepmd/npy", str(tmp_path / "out"),
-                                 "--type-map", "H,O,C", "--set-size", "2"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "convert",
+            str(tmp_path / "sys_*"),
+            "-o",
+            "deepmd/npy",
+            str(tmp_path / "out"),
+            "--type-map",
+            "H,O,C",
+            "--set-size",
+            "2",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert sorted(os.listdir(tmp_path / "out")) == ["H4O0C1", "H4O2C0"]
     w = LabeledSystem(tmp_path / "out" / "H4O2C0", fmt="deepmd/npy")
@@ -65,18 +78,46 @@ def test_convert_glob_and_type_map(tmp_path) -> None:
 
 def test_convert_split_water_for_deepmd(tmp_path) -> None:
     inputs = [fixture_path("water_deepmd", f"data_{i}") for i in range(4)]
-    r = CliRunner().invoke(cli, ["convert", "-i", "deepmd/npy", *inputs, "-o", "deepmd/npy",
-                                 str(tmp_path / "data"), "--split", "0.2", "--seed", "1"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "convert",
+            "-i",
+            "deepmd/npy",
+            *inputs,
+            "-o",
+            "deepmd/npy",
+            str(tmp_path / "data"),
+            "--split",
+            "0.2",
+            "--seed",
+            "1",
+        ],
+    )
     assert r.exit_code == 0, r.output
     train = LabeledSystem(tmp_path / "data" / "training_data", fmt="deepmd/npy")
     valid = LabeledSystem(tmp_path / "data" / "validation_data", fmt="deepmd/npy")
     assert len(train) + len(valid) == 400 and len(valid) == 80
-    r2 = CliRunner().invoke(cli, ["convert", "-i", "deepmd/npy", *inputs, "-o", "deepmd/npy",
-                                  str(tmp_path / "again"), "--split", "0.2", "--seed", "1"])
+    r2 = CliRunner().invoke(
+        cli,
+        [
+            "convert",
+            "-i",
+            "deepmd/npy",
+            *inputs,
+            "-o",
+            "deepmd/npy",
+            str(tmp_path / "again"),
+            "--split",
+            "0.2",
+            "--seed",
+            "1",
+        ],
+    )
     assert r2.exit_code == 0
     np.testing.assert_array_equal(
-        LabeledSystem(tmp_path / "again" / "validation_data", fmt="deepmd/npy").data["energies"],
-        valid.data["energies"])
+        LabeledSystem(tmp_path / "again" / "validation_data", fmt="deepmd/npy").data["energies"], valid.data["energies"]
+    )
     pytest.importorskip("deepmd.utils.data_system")
     from deepmd.utils.data_system import DeepmdDataSystem
 

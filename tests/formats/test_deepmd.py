@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -43,7 +41,8 @@ def test_round_trip_npy_raw_hdf5_npy_bit_exact(tmp_path) -> None:
         assert x == s  # np.array_equal on every array: bit-exact
     for name in ("box", "coord", "energy", "force", "virial"):
         np.testing.assert_array_equal(
-            np.load(tmp_path / "a" / "set.000" / f"{name}.npy"), np.load(tmp_path / "d" / "set.000" / f"{name}.npy"))
+            np.load(tmp_path / "a" / "set.000" / f"{name}.npy"), np.load(tmp_path / "d" / "set.000" / f"{name}.npy")
+        )
 
 
 def test_npy_layout(tmp_path) -> None:

@@ -52,8 +52,11 @@ def test_convert_cli_and_round_trip(tmp_path) -> None:
     src = tmp_path / "input.data"
     src.write_text(SAMPLE)
     out = tmp_path / "npy"
-    proc = subprocess.run([sys.executable, "-m", "dpconv", "convert", "-i", "n2p2", str(src), "-o", "deepmd/npy",
-                           str(out)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dpconv", "convert", "-i", "n2p2", str(src), "-o", "deepmd/npy", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     s = dpconv.LabeledSystem(out, fmt="deepmd/npy")
     assert len(s) == 2 and s.get_atom_names() == ["O", "H"]

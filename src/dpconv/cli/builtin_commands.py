@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
+import time
 from typing import Any
 
 import click
@@ -36,15 +38,27 @@ def _type_map(value: str | None) -> list[str] | None:
 @click.option("-o", "--output-format", "out_fmt", default="deepmd/npy", show_default=True, help="Output format.")
 @click.argument("output")
 @click.option("-t", "--type-map", help="Atom names in type order, e.g. 'O,H' or 'O H'.")
-@click.option("--split", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-              help="Fraction of frames for validation: writes OUTPUT/training_data and OUTPUT/validation_data.")
+@click.option(
+    "--split",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    help="Fraction of frames for validation: writes OUTPUT/training_data and OUTPUT/validation_data.",
+)
 @click.option("--seed", type=int, default=None, help="Random seed of --split (reproducible).")
 @click.option("--set-size", type=click.IntRange(1), default=None, help="Frames per set (deepmd formats).")
 @click.option("--labeled/--unlabeled", default=None, help="Keep energies/forces (default: when all inputs have them).")
 @click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal).")
-def convert(in_fmt: str, inputs: tuple[str, ...], out_fmt: str, output: str, type_map: str | None,
-            split: float | None, seed: int | None, set_size: int | None, labeled: bool | None,
-            progress: bool | None) -> None:
+def convert(
+    in_fmt: str,
+    inputs: tuple[str, ...],
+    out_fmt: str,
+    output: str,
+    type_map: str | None,
+    split: float | None,
+    seed: int | None,
+    set_size: int | None,
+    labeled: bool | None,
+    progress: bool | None,
+) -> None:
     """Convert INPUT... (files, folders or globs) to OUTPUT.
 
     Several inputs become one set of systems grouped by formula. Input files are
@@ -65,27 +79,47 @@ def convert(in_fmt: str, inputs: tuple[str, ...], out_fmt: str, output: str, typ
     if split is not None:
         _convert_split(paths, in_fmt, out_fmt, output, tm, split, seed, labeled, wkw)
         return
-    show = progress if progress is not None else None
-    with click.progressbar(length=0, label="frames", show_pos=True, file=None if show else _Null()) as bar:
-        counts = io.convert(paths, output, in_fmt=in_fmt, out_fmt=out_fmt, type_map=tm, labeled=labeled,
-                            progress=bar.update, **wkw)
+    show = progress if progress is not None else sys.stderr.isatty()
+    ticker = _Ticker() if show else None
+    counts = io.convert(paths, output, in_fmt=in_fmt, out_fmt=out_fmt, type_map=tm, labeled=labeled,
+                        progress=ticker, **wkw)
+    if ticker is not None:
+        ticker.close()
     total = sum(counts.values())
     click.echo(f"wrote {total} frames in {len(counts)} system(s) to {output} ({out_fmt})")
 
 
-class _Null:
-    def write(self, *_: Any) -> None:
-        pass
+class _Ticker:
+    """A progress line on stderr: frames converted so far and the rate."""
 
-    def flush(self) -> None:
-        pass
+    def __init__(self) -> None:
+        self.frames = 0
+        self.start = time.perf_counter()
+        self.last = 0.0
 
-    def isatty(self) -> bool:
-        return False
+    def __call__(self, n: int) -> None:
+        self.frames += n
+        now = time.perf_counter()
+        if now - self.last > 0.2:
+            self.last = now
+            rate = self.frames / max(now - self.start, 1e-9)
+            click.echo(f"\rconverting: {self.frames} frames ({rate:.0f} frames/s)", nl=False, err=True)
+
+    def close(self) -> None:
+        click.echo(f"\rconverting: {self.frames} frames, done", err=True)
 
 
-def _convert_split(paths: list[str], in_fmt: str, out_fmt: str, output: str, tm: list[str] | None,
-                   split: float, seed: int | None, labeled: bool | None, wkw: dict[str, Any]) -> None:
+def _convert_split(
+    paths: list[str],
+    in_fmt: str,
+    out_fmt: str,
+    output: str,
+    tm: list[str] | None,
+    split: float,
+    seed: int | None,
+    labeled: bool | None,
+    wkw: dict[str, Any],
+) -> None:
     """Read everything, split each system by ``split``, write training_data/validation_data."""
     from dpconv import io
     from dpconv.system import MultiSystems
@@ -103,8 +137,10 @@ def _convert_split(paths: list[str], in_fmt: str, out_fmt: str, output: str, tm:
         for name, part in (("training_data", train), ("validation_data", valid)):
             named = [(f, io._blocks_of(s)) for f, s in part.systems.items()]
             io.write_systems(named, os.path.join(tmp, name), out_fmt, single_as_root=True, **wkw)
-    click.echo(f"wrote {train.get_nframes()} training and {valid.get_nframes()} validation frames "
-               f"({len(ms)} system(s)) to {output}/training_data and {output}/validation_data")
+    click.echo(
+        f"wrote {train.get_nframes()} training and {valid.get_nframes()} validation frames "
+        f"({len(ms)} system(s)) to {output}/training_data and {output}/validation_data"
+    )
 
 
 @click.command()
@@ -119,8 +155,16 @@ def formats_table(markdown: bool = False) -> str:
 
     rows = []
     for f in all_formats():
-        rows.append((f.name, ", ".join(f.aliases) or "-", f.reads or "-", "yes" if f.writes else "-",
-                     f.plugin if f.plugin != "dpconv.formats" else "built-in", f.description))
+        rows.append(
+            (
+                f.name,
+                ", ".join(f.aliases) or "-",
+                f.reads or "-",
+                "yes" if f.writes else "-",
+                f.plugin if f.plugin != "dpconv.formats" else "built-in",
+                f.description,
+            )
+        )
     head = ("format", "aliases", "read", "write", "from", "description")
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -159,9 +203,11 @@ def info(path: str, fmt: str) -> None:
     click.echo(f"{path}: {finfo.name}, {len(systems)} system(s)")
     for name, s in systems:
         labels = [k for k in ("energies", "forces", "virials") if k in s.data]
-        click.echo(f"  {name}: {len(s)} frames, {s.get_natoms()} atoms, formula {s.formula}, "
-                   f"types {s.get_atom_names()}, pbc {'no' if s.nopbc else 'yes'}, "
-                   f"labels: {', '.join(labels) or 'none'}")
+        click.echo(
+            f"  {name}: {len(s)} frames, {s.get_natoms()} atoms, formula {s.formula}, "
+            f"types {s.get_atom_names()}, pbc {'no' if s.nopbc else 'yes'}, "
+            f"labels: {', '.join(labels) or 'none'}"
+        )
 
 
 @hookimpl

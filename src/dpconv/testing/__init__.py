@@ -41,8 +41,13 @@ def load_expected(npz_path: str) -> dict[str, Any]:
     return out
 
 
-def assert_systems_equal(actual: Mapping[str, Any], expected: Mapping[str, Any], atol: float = 1e-6,
-                         check_nopbc: bool = True, labels: bool = True) -> None:
+def assert_systems_equal(
+    actual: Mapping[str, Any],
+    expected: Mapping[str, Any],
+    atol: float = 1e-6,
+    check_nopbc: bool = True,
+    labels: bool = True,
+) -> None:
     """Same names, numbers, types, nopbc, frame count, and arrays within ``atol``."""
     assert list(actual["atom_names"]) == list(expected["atom_names"]), (actual["atom_names"], expected["atom_names"])
     np.testing.assert_array_equal(np.asarray(actual["atom_numbs"]), np.asarray(expected["atom_numbs"]))

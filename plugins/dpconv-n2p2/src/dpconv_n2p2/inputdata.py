@@ -82,8 +82,9 @@ def read(path: str, type_map: Sequence[str] | None = None, units: str = "metal",
             forces = table[:, 6:9].astype(np.float64) * (energy_unit / length)
             cell = np.array(lattice, dtype=np.float64) * length if lattice else np.zeros((3, 3))
         except (ValueError, IndexError):
-            raise ParseError(path, "atom lines 'atom x y z El q n fx fy fz' and numeric lattice lines",
-                             line=lineno, frame=nframe) from None
+            raise ParseError(
+                path, "atom lines 'atom x y z El q n fx fy fz' and numeric lattice lines", line=lineno, frame=nframe
+            ) from None
         if lattice and len(lattice) != 3:
             raise ParseError(path, "three 'lattice' lines", line=lineno, frame=nframe)
         if names is None:
@@ -119,9 +120,15 @@ def write(path: str, blocks: Iterable[Mapping[str, Any]], units: str = "metal", 
                 if not block.get("nopbc", False):
                     for v in block["cells"][i] / length:
                         fh.write(f"lattice {v[0]:.16e} {v[1]:.16e} {v[2]:.16e}\n")
-                forces = block["forces"][i] * (length / energy_unit) if "forces" in block else np.zeros_like(block["coords"][i])
+                forces = (
+                    block["forces"][i] * (length / energy_unit)
+                    if "forces" in block
+                    else np.zeros_like(block["coords"][i])
+                )
                 for sym, r, f in zip(symbols, block["coords"][i] / length, forces):
-                    fh.write(f"atom {r[0]:.16e} {r[1]:.16e} {r[2]:.16e} {sym} 0.0 0.0 {f[0]:.16e} {f[1]:.16e} {f[2]:.16e}\n")
+                    fh.write(
+                        f"atom {r[0]:.16e} {r[1]:.16e} {r[2]:.16e} {sym} 0.0 0.0 {f[0]:.16e} {f[1]:.16e} {f[2]:.16e}\n"
+                    )
                 if "energies" in block:
                     fh.write(f"energy {block['energies'][i] / energy_unit:.16e}\n")
                 fh.write("charge 0.0\nend\n")

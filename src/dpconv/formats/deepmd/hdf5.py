@@ -52,7 +52,7 @@ def _blocks(path: str, group: str, type_map: Sequence[str] | None) -> Iterator[d
             file_names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.atleast_1d(g["type_map.raw"][()])]
         names = layout.resolve_names(types, file_names, type_map)
         nopbc = "nopbc" in g
-        set_names = sorted(k for k in g.keys() if k.startswith("set."))
+        set_names = sorted(k for k in g if k.startswith("set."))
         if not set_names:
             raise ParseError(path, f"set.* groups in {group}")
         for sname in set_names:
@@ -62,7 +62,9 @@ def _blocks(path: str, group: str, type_map: Sequence[str] | None) -> Iterator[d
                 key = f"{stem}.npy"
                 return np.asarray(sg[key][()]) if key in sg else None
 
-            yield layout.system_block(types, names, nopbc, layout.frame_arrays(get, None, len(types), f"{path}#{group}/{sname}"))
+            yield layout.system_block(
+                types, names, nopbc, layout.frame_arrays(get, None, len(types), f"{path}#{group}/{sname}")
+            )
 
 
 def read_systems(path: str, type_map: Sequence[str] | None = None) -> Iterator[tuple[str, Iterator[dict[str, Any]]]]:
@@ -73,8 +75,11 @@ def read_systems(path: str, type_map: Sequence[str] | None = None) -> Iterator[t
 def read(path: str, type_map: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
     groups = _system_groups(path)
     if len(groups) > 1:
-        raise ParseError(path, f"one system, found {len(groups)} ({', '.join(groups[:4])}...); "
-                               "read it with MultiSystems.from_file(path, fmt='deepmd/hdf5')")
+        raise ParseError(
+            path,
+            f"one system, found {len(groups)} ({', '.join(groups[:4])}...); "
+            "read it with MultiSystems.from_file(path, fmt='deepmd/hdf5')",
+        )
     yield from _blocks(path, groups[0], type_map)
 
 

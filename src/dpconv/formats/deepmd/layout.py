@@ -42,7 +42,7 @@ def resolve_names(types: np.ndarray, file_names: Sequence[str] | None, type_map:
     else:
         names = default_names(ntypes)
     if len(names) < ntypes:
-        names += default_names(ntypes)[len(names):]
+        names += default_names(ntypes)[len(names) :]
     return names
 
 
@@ -55,7 +55,8 @@ def frame_arrays(get: Any, nframes_hint: int | None, natoms: int, where: str) ->
             continue
         arr = np.asarray(arr)
         nf = arr.shape[0] if arr.ndim else 1
-        shape = tuple(nf if a == "frame" else natoms if a == "atom" else a for a in field.axes)
+        sizes = {"frame": nf, "atom": natoms}
+        shape = tuple(a if isinstance(a, int) else sizes[a] for a in field.axes)
         if arr.size != int(np.prod(shape)):
             raise ParseError(where, f"{stem} holds {arr.size} numbers, expected {shape} for {natoms} atoms")
         out[field.name] = arr.reshape(shape).astype(field.dtype, copy=False)

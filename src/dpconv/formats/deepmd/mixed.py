@@ -79,8 +79,10 @@ def read_systems(path: str, type_map: Sequence[str] | None = None) -> Iterator[t
 def read(path: str, type_map: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
     systems = [d for folder in _folders(path) for _, d in _read_folder(folder, type_map)]
     if len(systems) > 1:
-        raise ParseError(path, f"one composition, found {len(systems)}; "
-                               "read it with MultiSystems.from_file(path, fmt='deepmd/npy/mixed')")
+        raise ParseError(
+            path,
+            f"one composition, found {len(systems)}; read it with MultiSystems.from_file(path, fmt='deepmd/npy/mixed')",
+        )
     yield from systems
 
 
@@ -97,13 +99,14 @@ def _write_folder(path: str, datas: list[Mapping[str, Any]], set_size: int) -> N
     common = [s for s in flats[0] if all(s in f for f in flats)]
     arrays = {s: np.concatenate([f[s] for f in flats]) for s in common}
     arrays["real_atom_types"] = np.concatenate(
-        [np.broadcast_to(np.asarray(d["atom_types"], np.int64), (len(d["coords"]), natoms)) for d in datas])
+        [np.broadcast_to(np.asarray(d["atom_types"], np.int64), (len(d["coords"]), natoms)) for d in datas]
+    )
     total = len(arrays["coord"])
     for i, start in enumerate(range(0, total, set_size)):
         sdir = os.path.join(path, f"set.{i:03d}")
         os.makedirs(sdir)
         for stem, arr in arrays.items():
-            np.save(os.path.join(sdir, f"{stem}.npy"), arr[start:start + set_size])
+            np.save(os.path.join(sdir, f"{stem}.npy"), arr[start : start + set_size])
 
 
 def _materialise(blocks: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ which round-trips float64 exactly. Writing appends block by block (streams).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -34,16 +35,12 @@ def read(path: str, type_map: Sequence[str] | None = None) -> Iterator[dict[str,
 
 def write(path: str, blocks: Iterable[Mapping[str, Any]]) -> None:
     os.makedirs(path, exist_ok=True)
-    handles: dict[str, Any] = {}
-    try:
+    with contextlib.ExitStack() as stack:
+        handles: dict[str, Any] = {}
         for i, block in enumerate(blocks):
             if i == 0:
                 write_header(path, block)
             for stem, arr in layout.flat(block).items():
-                fh = handles.get(stem)
-                if fh is None:
-                    fh = handles[stem] = open(os.path.join(path, f"{stem}.raw"), "w")
-                np.savetxt(fh, arr, fmt="%.18e")
-    finally:
-        for fh in handles.values():
-            fh.close()
+                if stem not in handles:
+                    handles[stem] = stack.enter_context(open(os.path.join(path, f"{stem}.raw"), "w"))
+                np.savetxt(handles[stem], arr, fmt="%.18e")
