@@ -150,11 +150,14 @@ def formats(markdown: bool) -> None:
     click.echo(formats_table(markdown))
 
 
-def formats_table(markdown: bool = False) -> str:
+def formats_table(markdown: bool = False, builtin_only: bool = False) -> str:
+    """The table of registered formats (plain text or Markdown)."""
     from dpconv.registry import all_formats
 
     rows = []
     for f in all_formats():
+        if builtin_only and f.plugin != "dpconv.formats":
+            continue
         rows.append(
             (
                 f.name,
