@@ -15,7 +15,7 @@ from dpconv.hookspecs import hookimpl
 from dpconv.registry import FormatInfo
 
 #: Subpackages whose ``FORMATS`` list is registered.
-PACKAGES = ("deepmd", "vasp", "abacus", "lammps", "xyz", "cp2k", "qe", "gaussian", "siesta")
+PACKAGES = ("deepmd", "vasp", "abacus", "lammps", "xyz", "cp2k", "qe", "gaussian", "siesta", "gromacs", "ase")
 
 
 @hookimpl

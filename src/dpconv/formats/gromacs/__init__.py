@@ -1,0 +1,7 @@
+"""Formats of gromacs (descriptors only; parsers are imported on first use)."""
+
+from __future__ import annotations
+
+from dpconv.registry import FormatInfo
+
+FORMATS: list[FormatInfo] = []
