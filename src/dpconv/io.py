@@ -15,6 +15,7 @@ a half-written dataset where a trainer would read it.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -33,7 +34,7 @@ PathLike = str | os.PathLike[str]
 # -- reading -------------------------------------------------------------------------
 def _check_exists(path: PathLike) -> str:
     p = os.fspath(path)
-    if not os.path.exists(p):
+    if not os.path.exists(p) and not glob.glob(glob.escape(p) + ".*"):  # a file prefix (qe/cp/traj) is fine
         raise DpconvError(f"{p}: no such file or folder")
     return p
 
@@ -80,6 +81,11 @@ def read_data(path: PathLike, fmt: str = "auto", *, labeled: bool | None = False
     if labeled:
         _check_model(info, labeled, p)
     blocks = [_fit(b, labeled) for b in iter_blocks(p, info.name, **kwargs)]
+    if labeled and blocks:
+        missing = [k for k in ("energies", "forces") if not all(k in b for b in blocks)]
+        if missing:
+            raise ParseError(p, f"{' and '.join(missing)} for a LabeledSystem, but {info.name} gave none "
+                                "(read it as a System, or see the format's options for labels)")
     return concatenate_data(blocks, bool(labeled))
 
 
