@@ -84,8 +84,11 @@ def read_data(path: PathLike, fmt: str = "auto", *, labeled: bool | None = False
     if labeled and blocks:
         missing = [k for k in ("energies", "forces") if not all(k in b for b in blocks)]
         if missing:
-            raise ParseError(p, f"{' and '.join(missing)} for a LabeledSystem, but {info.name} gave none "
-                                "(read it as a System, or see the format's options for labels)")
+            raise ParseError(
+                p,
+                f"{' and '.join(missing)} for a LabeledSystem, but {info.name} gave none "
+                "(read it as a System, or see the format's options for labels)",
+            )
     return concatenate_data(blocks, bool(labeled))
 
 

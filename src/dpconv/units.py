@@ -48,6 +48,7 @@ PA_TO_EV_PER_ANGSTROM3 = 1.0 / EV_PER_ANGSTROM3_TO_PA
 KBAR_TO_EV_PER_ANGSTROM3 = 1e8 * PA_TO_EV_PER_ANGSTROM3  # 1 kbar = 1e8 Pa
 GPA_TO_EV_PER_ANGSTROM3 = 1e9 * PA_TO_EV_PER_ANGSTROM3
 BAR_TO_EV_PER_ANGSTROM3 = 1e5 * PA_TO_EV_PER_ANGSTROM3
+RY_PER_BOHR3_TO_EV_PER_ANGSTROM3 = RYDBERG_EV / BOHR_RADIUS_ANGSTROM**3  # QE's 'total stress' (Ry/bohr**3)
 # dpdata's VASP reader uses 1e3 / 1.602176621e6 (CODATA 2014 e); the relative
 # difference (~8e-9) is far below the 1e-6 comparison tolerance.
 
