@@ -388,7 +388,9 @@ class System:
         """Rotate every frame so that its cell is lower triangular (a along x, b in xy).
 
         Coordinates, forces and virials are rotated with it (the way dpdata's VASP
-        reader does it). Cell handedness is kept (a left-handed cell stays so).
+        reader does it). The diagonal is made positive, so a left-handed cell is
+        turned right-handed by an improper rotation (a reflection), as dpdata does;
+        distances and energies are unchanged by it.
         """
         for i in range(len(self)):
             q, r = np.linalg.qr(self.data["cells"][i].T)
