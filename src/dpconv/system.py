@@ -99,7 +99,8 @@ def concatenate_data(blocks: Sequence[Mapping[str, Any]], labeled: bool) -> dict
     out["atom_names"] = names
     keys = [k for k in schema.frame_fields(mapped[0]) if all(k in b for b in mapped)]
     for k in keys:
-        out[k] = np.concatenate([np.asarray(b[k]) for b in mapped], axis=0)
+        # one block: no copy (the caller owns the reader's arrays); else one concatenation
+        out[k] = np.asarray(mapped[0][k]) if len(mapped) == 1 else np.concatenate([b[k] for b in mapped], axis=0)
     return out
 
 
