@@ -68,24 +68,31 @@ def run_cases(cases: list[Case], workdir: str | None = None) -> list[dict]:
     import tempfile
 
     rows = []
-    header = f"{'format':22} {'input MB':>9} {'frames':>7} {'dpconv s':>9} {'dpdata s':>9} {'speedup':>8} " \
-             f"{'dpconv MB':>10} {'dpdata MB':>10} {'mem ratio':>9}"
+    header = (
+        f"{'format':22} {'input MB':>9} {'frames':>7} {'dpconv s':>9} {'dpdata s':>9} {'speedup':>8} "
+        f"{'dpconv MB':>10} {'dpdata MB':>10} {'mem ratio':>9}"
+    )
     print(header)
     print("-" * len(header))
     for c in cases:
         with tempfile.TemporaryDirectory(dir=workdir) as tmp:
             a = measure(c.path, c.dpconv_imports, c.dpconv_code, os.path.join(tmp, "a"))
             b = measure(c.path, c.dpdata_imports, c.dpdata_code, os.path.join(tmp, "b"))
-        size = os.path.getsize(c.path) / 1e6 if os.path.isfile(c.path) else sum(
-            os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(c.path) for f in fs) / 1e6
+        size = (
+            os.path.getsize(c.path) / 1e6
+            if os.path.isfile(c.path)
+            else sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(c.path) for f in fs) / 1e6
+        )
         if "error" in a or "error" in b:
             print(f"{c.name:22} {size:9.1f}  dpconv: {a.get('error', 'ok')}  dpdata: {b.get('error', 'ok')}")
             rows.append({"name": c.name, "dpconv": a, "dpdata": b})
             continue
         speed = b["seconds"] / a["seconds"]
         mem = b["peak_mb"] / a["peak_mb"]
-        print(f"{c.name:22} {size:9.1f} {a['frames']:7d} {a['seconds']:9.2f} {b['seconds']:9.2f} {speed:7.1f}x "
-              f"{a['peak_mb']:10.0f} {b['peak_mb']:10.0f} {mem:8.1f}x")
+        print(
+            f"{c.name:22} {size:9.1f} {a['frames']:7d} {a['seconds']:9.2f} {b['seconds']:9.2f} {speed:7.1f}x "
+            f"{a['peak_mb']:10.0f} {b['peak_mb']:10.0f} {mem:8.1f}x"
+        )
         if a["frames"] != b["frames"]:
             print(f"  WARNING: frame counts differ (dpconv {a['frames']}, dpdata {b['frames']})")
         rows.append({"name": c.name, "dpconv": a, "dpdata": b, "speedup": speed, "mem_ratio": mem})

@@ -20,15 +20,20 @@ def test_readme_formats_table_is_current() -> None:
     m = re.search(r"<!-- formats:start -->\n(.*?)<!-- formats:end -->", _readme(), re.S)
     assert m, "README lacks the formats markers"
     assert m.group(1).strip() == formats_table(markdown=True, builtin_only=True).strip(), (
-        "README formats table is stale: run `python -m dpconv.cli.readme` to regenerate it")
+        "README formats table is stale: run `python -m dpconv.cli.readme` to regenerate it"
+    )
 
 
 def test_every_command_is_documented() -> None:
     import click
 
     ctx = click.Context(cli)
-    text = _readme() + "".join(open(os.path.join(ROOT, "docs", f)).read()
-                               for f in os.listdir(os.path.join(ROOT, "docs")) if f.endswith(".md"))
+    text = _readme()
+    for root, _, files in os.walk(os.path.join(ROOT, "docs")):
+        for f in files:
+            if f.endswith(".md"):
+                with open(os.path.join(root, f)) as fh:
+                    text += fh.read()
     for name in cli.list_commands(ctx):
         assert f"dpconv {name}" in text, f"command {name!r} is not documented in README or docs/"
 

@@ -81,8 +81,9 @@ def convert(
         return
     show = progress if progress is not None else sys.stderr.isatty()
     ticker = _Ticker() if show else None
-    counts = io.convert(paths, output, in_fmt=in_fmt, out_fmt=out_fmt, type_map=tm, labeled=labeled,
-                        progress=ticker, **wkw)
+    counts = io.convert(
+        paths, output, in_fmt=in_fmt, out_fmt=out_fmt, type_map=tm, labeled=labeled, progress=ticker, **wkw
+    )
     if ticker is not None:
         ticker.close()
     total = sum(counts.values())

@@ -12,8 +12,13 @@ def update(path: str = "README.md") -> bool:
     """Rewrite the table between the ``formats`` markers; True when the file changed."""
     with open(path) as fh:
         text = fh.read()
-    new = re.sub(r"(<!-- formats:start -->\n).*?(<!-- formats:end -->)",
-                 lambda m: m.group(1) + formats_table(markdown=True, builtin_only=True) + "\n" + m.group(2), text, flags=re.S)
+    table = formats_table(markdown=True, builtin_only=True)
+    new = re.sub(
+        r"(<!-- formats:start -->\n).*?(<!-- formats:end -->)",
+        lambda m: m.group(1) + table + "\n" + m.group(2),
+        text,
+        flags=re.S,
+    )
     if new != text:
         with open(path, "w") as fh:
             fh.write(new)
