@@ -8,13 +8,12 @@ so coordinates come from the input orientation, never from the ``Standard
 orientation:`` table; a log without an input orientation (large molecules
 print none unless ``Geom=PrintInputOrient``) is an error.
 
-The file is memory-mapped and read in windows of about 8 MB (cut at a
-forces header, so no frame straddles two): one regular-expression pass led by
-a literal (so it runs at ``find`` speed) collects the forces tables, another
-the orientation tables; ``np.searchsorted`` pairs each forces table with the
-last input orientation before it, and the ``SCF Done`` line is found searching
-back from the forces. The tables of a block of frames are converted at once
-from their fixed Fortran columns. :mod:`dpconv.formats.gaussian.md` reads every
+The file is memory-mapped and read in one forward pass: ``bytes.find`` of
+the long forces header jumps from frame to frame, and each frame's input
+orientation table and ``SCF Done`` line are found searching *back* from its
+forces over that frame's text only (``rfind``), so the file is scanned once
+and the regular expressions run only where a table starts. The tables of a
+block of frames are converted at once from their fixed Fortran columns. :mod:`dpconv.formats.gaussian.md` reads every
 frame with the same scanner.
 
 Units: energy hartree → eV, forces hartree/bohr → eV/Å, coordinates are Å.
@@ -63,7 +62,7 @@ DUMMY_CELL = 100.0  # Å, the cubic box dpdata gives molecules
 FORCES_TABLE = re.compile(rb"Atomic {19}Forces \(Hartrees/Bohr\)[^\n]*\n[^\n]*\n -+\n((?:[^\n]*\n)*?) -")
 ORIENT_TABLE = re.compile(rb"orientation:[^\n]*\n -+\n[^\n]*\n[^\n]*\n -+\n((?:[^\n]*\n)*?) -")
 SCF_LINE = re.compile(rb"SCF Done:[^=\n]*=\s*(\S+)")
-WINDOW = 1 << 23  # bytes scanned per pass (8 MB); frames never straddle a window
+WINDOW = 1 << 23  # at most this many bytes read between two page releases (8 MB)
 RELEASE_BYTES = 1 << 22  # hand back the pages of the map every 4 MB read (keeps RSS flat)
 CHUNK_VALUES = 1 << 16  # numbers per yielded block (frames * atoms * 3), bounds memory
 
@@ -118,79 +117,76 @@ class Scanner:
                     return start
             end = o
 
-    def __iter__(self) -> Iterator[RawFrame]:
-        """Frames window by window (about WINDOW bytes each, cut at a forces header).
-
-        In a window, three regular-expression passes (each led by a literal, so
-        they run at ``find`` speed) collect the forces tables, the orientation
-        tables and the ``SCF Done`` lines; ``np.searchsorted`` then pairs each
-        forces table with the last input orientation and energy before it."""
+    def _orientation_table(self, seg: int, f: int, index: int) -> re.Match[bytes]:
+        """The table of the last input (or Z-matrix) orientation in ``[seg, f)``: searched back
+        from the forces, skipping ``Standard orientation:`` tables (not the forces' frame)."""
         mm = self.mm
-        n = len(mm)
+        end = f
+        while True:
+            p = mm.rfind(b" orientation:", seg, end)
+            if p < 0:
+                break
+            if mm[max(p - 8, 0) : p] != b"Standard":
+                om = ORIENT_TABLE.match(mm, p + 1)
+                if om is not None:
+                    return om
+            end = p
+        hint = (
+            " (only a 'Standard orientation:' table, which is not the forces' frame)"
+            if mm.rfind(STANDARD, seg, f) >= 0
+            else ""
+        )
+        raise ParseError(
+            self.path,
+            "an 'Input orientation:' table before the forces" + hint + "; rerun Gaussian with Geom=PrintInputOrient",
+            line=self.line_of(f),
+            frame=index,
+        )
+
+    def __iter__(self) -> Iterator[RawFrame]:
+        """Frames in file order, from one forward pass.
+
+        ``bytes.find`` of the long forces header (memchr-class speed) jumps from
+        frame to frame; each frame's other anchors are found searching *back*
+        from its forces table over that frame's text only: the last input (or
+        Z-matrix) orientation, then the ``SCF Done`` line. No second scan of the
+        file, and the regular expressions only run where a table starts."""
+        mm = self.mm
+        find, rfind = mm.find, mm.rfind
+        fmatch, ematch = FORCES_TABLE.match, SCF_LINE.match
         seg = 0  # end of the last complete frame
         index = 0
-        while True:
-            cut = mm.find(FORCES, seg + WINDOW) if seg + WINDOW < n else -1
-            ftabs = list(FORCES_TABLE.finditer(mm, seg, n if cut < 0 else cut))
-            while not ftabs and cut >= 0:  # more than WINDOW bytes without forces: widen
-                cut = mm.find(FORCES, cut + len(FORCES))
-                ftabs = list(FORCES_TABLE.finditer(mm, seg, n if cut < 0 else cut))
-            if not ftabs:
-                break
-            wend = n if cut < 0 else cut
-            f_at = np.array([m.start() for m in ftabs])
-            f_end = np.array([m.end(1) for m in ftabs])
-            prev_end = np.concatenate(([seg], f_end[:-1]))
-            otabs = [
-                m for m in ORIENT_TABLE.finditer(mm, seg, wend) if mm[m.start() - 9 : m.start() - 1] != b"Standard"
-            ]
-            o_at = np.array([m.start() for m in otabs], dtype=np.int64)
-            oi = np.searchsorted(o_at, f_at) - 1
-            ok = oi >= 0
-            ok[ok] = o_at[oi[ok]] >= prev_end[ok]
-            if not ok.all():
-                bad = int(np.flatnonzero(~ok)[0])
-                hint = (
-                    " (only a 'Standard orientation:' table, which is not the forces' frame)"
-                    if (mm.rfind(STANDARD, int(prev_end[bad]), int(f_at[bad])) >= 0)
-                    else ""
-                )
-                raise ParseError(
-                    self.path,
-                    "an 'Input orientation:' table before the forces"
-                    + hint
-                    + "; rerun Gaussian with Geom=PrintInputOrient",
-                    line=self.line_of(int(f_at[bad])),
-                    frame=index + bad,
-                )
-            o_end = [otabs[j].end(1) for j in oi]
-            for i, fm in enumerate(ftabs):
-                f = fm.start()
-                e = mm.rfind(SCF_DONE, o_end[i], f)
-                if e < 0:
-                    raise ParseError(
-                        self.path, "an 'SCF Done:' line before the forces", line=self.line_of(f), frame=index
-                    )
-                em = SCF_LINE.match(mm, e)
-                try:
-                    energy = float(em.group(1)) if em else float("nan")
-                except ValueError:
-                    energy = float("nan")
-                if math.isnan(energy):  # no number after '='
-                    raise ParseError(self.path, "'SCF Done:  E(...) = <number>'", line=self.line_of(e), frame=index)
-                # Gaussian prints the warning just before 'SCF Done' when told to go on regardless
-                converged = mm.find(NOT_CONVERGED, max(o_end[i], e - 512), e) < 0
-                yield RawFrame(index, otabs[oi[i]].group(1), fm.group(1), energy, converged)
-                index += 1
-            seg = int(f_end[-1])
-            if seg - self.released >= RELEASE_BYTES:
+        step = min(WINDOW, RELEASE_BYTES)
+        f = find(FORCES)
+        while f >= 0:
+            fm = fmatch(mm, f)
+            if fm is None:  # a cut (or malformed) forces table: skipped; the tail check below reports it
+                f = find(FORCES, f + len(FORCES))
+                continue
+            om = self._orientation_table(seg, f, index)
+            o_end = om.end(1)
+            e = rfind(SCF_DONE, o_end, f)
+            if e < 0:
+                raise ParseError(self.path, "an 'SCF Done:' line before the forces", line=self.line_of(f), frame=index)
+            em = ematch(mm, e)
+            try:
+                energy = float(em.group(1)) if em else math.nan
+            except ValueError:
+                energy = math.nan
+            if math.isnan(energy):  # no number after '='
+                raise ParseError(self.path, "'SCF Done:  E(...) = <number>'", line=self.line_of(e), frame=index)
+            # Gaussian prints the warning just before 'SCF Done' when told to go on regardless
+            converged = find(NOT_CONVERGED, max(o_end, e - 512), e) < 0
+            yield RawFrame(index, om.group(1), fm.group(1), energy, converged)
+            index += 1
+            seg = fm.end(1)
+            if seg - self.released >= step:
                 self.release(seg)
-            if cut < 0:
-                break
+            f = find(FORCES, seg)
         # what follows the last complete frame: a cut forces table, or a new geometry without
         # forces, is a cut frame unless the run ended normally (an Opt reprints the final
         # geometry without forces)
-        if mm.find(FORCES, seg) >= 0 or (not self.normal_end and self._orientation(seg, n) >= 0):
+        if mm.find(FORCES, seg) >= 0 or (not self.normal_end and self._orientation(seg, len(mm)) >= 0):
             self.truncated = index
 
 

@@ -67,10 +67,35 @@ def _positions_re(nat: int) -> re.Pattern[bytes]:
     return re.compile(rb"\nATOMIC_POSITIONS([^\n]*)\n((?:[ \t]*\S[^\n]*\n){%d})" % nat)
 
 
-def _offsets(pattern: re.Pattern[bytes] | bytes, buf: bytes) -> np.ndarray:
-    if isinstance(pattern, bytes):
-        pattern = re.compile(re.escape(pattern))
-    return np.array([m.start() for m in pattern.finditer(buf)], dtype=np.int64)
+def _offsets(literal: bytes, buf: bytes) -> np.ndarray:
+    """Start offsets of every occurrence of ``literal`` (``bytes.find`` runs at memchr speed)."""
+    out = []
+    i = buf.find(literal)
+    while i >= 0:
+        out.append(i)
+        i = buf.find(literal, i + len(literal))
+    return np.array(out, dtype=np.int64)
+
+
+def _scan(pattern: re.Pattern[bytes], literal: bytes, buf: bytes, first: bool = False) -> list[re.Match[bytes]]:
+    """What ``pattern.finditer(buf)`` finds (only the first match with ``first``), for a
+    pattern that starts with ``literal``.
+
+    ``bytes.find`` jumps to each candidate and the pattern is only tried there: several
+    times faster than the regex engine's own scan, which matters for the many small
+    single-point outputs of a dataset (a handful of scans per file)."""
+    out = []
+    i = buf.find(literal)
+    while i >= 0:
+        m = pattern.match(buf, i)
+        if m is None:
+            i = buf.find(literal, i + 1)
+        else:
+            out.append(m)
+            if first:
+                break
+            i = buf.find(literal, max(m.end(), i + 1))
+    return out
 
 
 def input_path_for(path: str) -> str:
@@ -171,6 +196,9 @@ class _Reader:
                 if first:
                     self._check_start(data)
                     first = False
+                    if len(data) < READ_CHUNK:  # the whole file (the common single-point output): one buffer
+                        yield data, 0, True
+                        return
                 eof = not data
                 buf += data
                 if eof:
@@ -263,7 +291,7 @@ class _Reader:
 
     def _cells(self, buf: bytes, base: int) -> tuple[np.ndarray, np.ndarray]:
         """Offsets and cells (Å) of the CELL_PARAMETERS blocks of ``buf``."""
-        ms = list(_CELL_RE.finditer(buf))
+        ms = _scan(_CELL_RE, b"\nCELL_PARAMETERS", buf)
         if not ms:
             return np.zeros(0, np.int64), np.zeros((0, 3, 3))
         try:
@@ -284,7 +312,7 @@ class _Reader:
     def _positions(self, buf: bytes, base: int, c_off: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Offsets and Cartesian coordinates (Å) of the ATOMIC_POSITIONS blocks of ``buf``."""
         nat = self.nat
-        ms = list(_positions_re(nat).finditer(buf))
+        ms = _scan(_positions_re(nat), b"\nATOMIC_POSITIONS", buf)
         if not ms:
             return np.zeros(0, np.int64), np.zeros((0, nat, 3))
         offs = np.array([m.start() for m in ms], dtype=np.int64)
@@ -325,17 +353,19 @@ class _Reader:
     def parse_buffer(self, buf: bytes, base: int, eof: bool, first_index: int) -> tuple[dict[str, np.ndarray], int]:
         """The frames of one buffer as arrays (before unit conversion of labels), and the number of energy lines."""
         nat = self.nat
-        ems = list(_ENERGY_RE.finditer(buf))
+        ems = _scan(_ENERGY_RE, b"\n!", buf)
         e_off = np.array([m.start() for m in ems], dtype=np.int64)
         ne = len(ems)
         ends = np.append(e_off[1:], len(buf)) if ne else np.zeros(0, np.int64)
         c_off, cells = self._cells(buf, base)
         p_off, coords = self._positions(buf, base, c_off, cells)
-        fms = list(_forces_re(nat).finditer(buf))
+        fms = _scan(_forces_re(nat), _FORCES, buf)
         f_off = np.array([m.start() for m in fms], dtype=np.int64)
-        sms = list(_STRESS_RE.finditer(buf))
+        sms = _scan(_STRESS_RE, _STRESS, buf)
         s_off = np.array([m.start() for m in sms], dtype=np.int64)
         nc_off = _offsets(_NOT_CONVERGED, buf)
+        if ne == 1 and not len(c_off) and not len(p_off):
+            return self._parse_one(buf, base, eof, first_index, ems[0], fms, sms, nc_off), 1
 
         # forces: the first complete block after each energy base, before the next one
         fi = np.searchsorted(f_off, e_off)
@@ -351,25 +381,7 @@ class _Reader:
         if not has_s.all():
             incomplete |= ~has_s & self._stress_marked(buf, f_pos, ends)
         for i in np.flatnonzero(incomplete):
-            seg = buf[e_off[i] : ends[i]]
-            missing_forces = not has_f[i]
-            last = eof and i == ne - 1
-            if missing_forces and _FORCES not in seg and b"JOB DONE" in seg:
-                raise self._error(
-                    "a 'Forces acting on atoms' block after the energy (run pw.x with tprnfor=.true.)",
-                    buf,
-                    base,
-                    e_off[i] + 1,
-                    first_index + int(i),
-                )
-            what = (
-                "a complete 'Forces acting on atoms' block"
-                if missing_forces
-                else "3 rows of 6 numbers after 'total   stress'"
-            )
-            if not last:
-                raise self._error(what, buf, base, e_off[i] + 1, first_index + int(i))
-            warnings.warn(f"{self.path}: frame {first_index + i} is truncated ({what}); dropped", stacklevel=5)
+            self._incomplete(buf, base, int(e_off[i]), int(ends[i]), not has_f[i], eof and i == ne - 1, first_index + i)
             drop[i] = True
         # convergence
         nseg = np.searchsorted(e_off, nc_off, side="right") - 1
@@ -435,6 +447,85 @@ class _Reader:
             self.stress_missing = True
         return out, ne
 
+    def _incomplete(
+        self, buf: bytes, base: int, start: int, end: int, missing_forces: bool, last: bool, index: int
+    ) -> None:
+        """A frame without its forces or with a cut stress block: an error, or a warning for the last frame."""
+        seg = buf[start:end]
+        if missing_forces and _FORCES not in seg and b"JOB DONE" in seg:
+            raise self._error(
+                "a 'Forces acting on atoms' block after the energy (run pw.x with tprnfor=.true.)",
+                buf,
+                base,
+                start + 1,
+                index,
+            )
+        what = (
+            "a complete 'Forces acting on atoms' block"
+            if missing_forces
+            else "3 rows of 6 numbers after 'total   stress'"
+        )
+        if not last:
+            raise self._error(what, buf, base, start + 1, index)
+        warnings.warn(f"{self.path}: frame {index} is truncated ({what}); dropped", stacklevel=6)
+
+    def _parse_one(
+        self,
+        buf: bytes,
+        base: int,
+        eof: bool,
+        index: int,
+        em: re.Match[bytes],
+        fms: list[re.Match[bytes]],
+        sms: list[re.Match[bytes]],
+        nc_off: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        """:meth:`parse_buffer` for a buffer of one energy line and no geometry blocks (a single-point
+        output, the common case of a dataset): the same rules with scalars, without the
+        per-call cost of some fifty small array operations."""
+        e, end = em.start(), len(buf)
+        fm = next((m for m in fms if m.start() >= e), None)
+        f_pos = fm.start() if fm is not None else end
+        sm = next((m for m in sms if m.start() >= f_pos), None)
+        drop = False
+        if fm is None or (sm is None and buf.find(_STRESS, f_pos) >= 0):
+            self._incomplete(buf, base, e, end, fm is None, eof, index)
+            drop = True
+        before_f = [e <= int(c) < f_pos for c in nc_off]
+        self.skipped_steps += before_f.count(False)
+        if self.convergence_check and not drop:
+            acc = float(em.group(2)) if em.group(2) else 0.0
+            if any(before_f) or (self.threshold and acc > self.threshold * (1 + 1e-6)):
+                self.unconverged.append(index)
+                drop = True
+        nat = self.nat
+        if drop:
+            return {
+                "cells": np.zeros((0, 3, 3)),
+                "coords": np.zeros((0, nat, 3)),
+                "energies": np.zeros(0),
+                "forces": np.zeros((0, nat, 3)),
+            }
+        try:
+            energy = float(em.group(1))
+        except ValueError:
+            raise self._error("a number after 'total energy ='", buf, base, e + 1, index) from None
+        keep = np.zeros(1, np.int64)
+        assert fm is not None
+        out = {
+            "cells": self.cell[None].copy(),
+            "coords": self.coords[None].copy(),
+            "energies": np.array([energy]),
+            "forces": self._bulk(
+                [fm], nat, 9, "atom N type T force = fx fy fz on every base", buf, base, index, keep
+            ).reshape(1, nat, 9)[..., 6:9],
+        }
+        if sm is not None:
+            out["stress"] = self._bulk(
+                [sm], 3, 6, "3 rows of 6 numbers after 'total   stress'", buf, base, index, keep
+            ).reshape(1, 3, 6)
+        return out
+
     @staticmethod
     def _stress_marked(buf: bytes, f_pos: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Whether a (maybe incomplete) stress block starts between each frame's forces and its end."""
@@ -495,11 +586,16 @@ class _Reader:
     def blocks(self, chunk: int) -> Iterator[dict[str, Any]]:
         index = 0
         yielded = False
-        for buf, base, eof in self.buffers():
+        bufs = self.buffers()
+        for buf, base, eof in bufs:
             if not self.nat:
-                m = _ENERGY_RE.search(buf)
-                self.parse_header(buf[: m.start() if m else len(buf)])
+                m = _scan(_ENERGY_RE, b"\n!", buf, first=True)
+                self.parse_header(buf[: m[0].start() if m else len(buf)])
+                del m  # a match holds on to the whole text
             arrays, ne = self.parse_buffer(buf, base, eof, index)
+            if eof:  # close the file and drop the text now: io.convert keeps many readers suspended
+                bufs.close()
+            del buf
             index += ne
             n = len(arrays["energies"])
             for start in range(0, n, chunk):
@@ -535,7 +631,7 @@ class _Reader:
                 stress = stress[:, :, 0:3] * RY_PER_BOHR3_TO_EV_PER_ANGSTROM3
             else:
                 stress = stress[:, :, 3:6] * KBAR_TO_EV_PER_ANGSTROM3
-            data["virials"] = stress * np.abs(np.linalg.det(cells))[:, None, None]
+            data["virials"] = stress * np.abs(_det3(cells))[:, None, None]
         if self.lower_triangular and len(cells):
             rotate_lower_triangular(data)
         return data
@@ -549,13 +645,28 @@ def _is_float(tok: bytes) -> bool:
     return True
 
 
+def _det3(m: np.ndarray) -> np.ndarray:
+    """Determinants of a stack of 3x3 matrices (the rule of Sarrus; far less call overhead than
+    ``np.linalg.det`` for the one or few frames of a single-point output)."""
+    a, b, c = m[:, 0], m[:, 1], m[:, 2]
+    return (
+        a[:, 0] * (b[:, 1] * c[:, 2] - b[:, 2] * c[:, 1])
+        - a[:, 1] * (b[:, 0] * c[:, 2] - b[:, 2] * c[:, 0])
+        + a[:, 2] * (b[:, 0] * c[:, 1] - b[:, 1] * c[:, 0])
+    )
+
+
 def rotate_lower_triangular(data: dict[str, Any]) -> None:
     """Rotate every frame in place so that its cell is lower triangular (vectorised over frames).
 
     Same rotation as :meth:`dpconv.system.System.rot_lower_triangular`: QR of the
-    transposed cell, signs chosen so that the diagonal is positive.
+    transposed cell, signs chosen so that the diagonal is positive. Cells that are
+    already lower triangular with a positive diagonal (cubic and orthorhombic boxes,
+    most single-point inputs) need the identity rotation, and are left as they are.
     """
     cells = data["cells"]
+    if not cells[:, 0, 1:].any() and not cells[:, 1, 2].any() and (np.diagonal(cells, axis1=1, axis2=2) > 0).all():
+        return
     q, r = np.linalg.qr(cells.transpose(0, 2, 1))
     sign = np.sign(np.diagonal(r, axis1=1, axis2=2))
     sign[sign == 0] = 1.0

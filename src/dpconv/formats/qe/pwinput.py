@@ -48,6 +48,7 @@ _CARD_RE = re.compile(r"^\s*(" + "|".join(CARDS) + r")\b\s*(.*)$", re.IGNORECASE
 # a namelist token: a quoted string, '/', '=', ',' or a run of other characters
 _TOKEN_RE = re.compile(r"'[^']*'|\"[^\"]*\"|[=,/]|[^\s=,/'\"]+")
 _FLOAT_FIX = str.maketrans("dD", "eE")
+_SPACE_RE = re.compile(r"\s+")
 
 
 @dataclass
@@ -110,6 +111,8 @@ def _value(tok: str) -> Any:
 
 def _strip_comment(line: str) -> str:
     """``line`` without a trailing ``!`` or ``#`` comment (quotes respected)."""
+    if "!" not in line and "#" not in line:  # most lines: no per-character loop
+        return line
     quote = ""
     for i, ch in enumerate(line):
         if quote:
@@ -173,7 +176,7 @@ def _assignments(tokens: list[str], path: str, nl_name: str) -> dict[str, Any]:
             i += 1
             continue
         if i + 1 < len(tokens) and tokens[i + 1] == "=":
-            key = re.sub(r"\s+", "", tok).lower()
+            key = _SPACE_RE.sub("", tok).lower()
             i += 2
             values = []
             while i < len(tokens) and not (i + 1 < len(tokens) and tokens[i + 1] == "="):
