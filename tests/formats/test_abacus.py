@@ -18,7 +18,7 @@ import dpconv
 from dpconv import LabeledSystem, System
 from dpconv.errors import DpconvError, ParseError
 from dpconv.testing import assert_systems_equal
-from dpconv.units import BOHR_TO_ANGSTROM
+from dpconv.units import BOHR_TO_ANGSTROM, KBAR_TO_EV_PER_ANGSTROM3
 from tests.conftest import DATA, FIXTURES, fixture_cases, fixture_path
 
 dpdata = pytest.importorskip("dpdata")
@@ -213,6 +213,164 @@ def test_md_missing_files_raise(tmp_path) -> None:
     os.remove(os.path.join(run, "OUT.abacus", "MD_dump"))
     with pytest.raises(ParseError, match="MD_dump"):
         _read(run, "abacus/md")
+
+
+# -- the bulk MD_dump parse: hand-made dumps of every layout it must get right or hand on -----
+def _synthetic_md(
+    tmp_path,
+    species: list[tuple[str, int]],
+    nframes: int,
+    *,
+    short: tuple[int, ...] = (),
+    scientific: tuple[int, ...] = (),
+    no_virial: tuple[int, ...] = (),
+) -> tuple[str, dict]:
+    """A new-layout run folder with random values; ``short``/``scientific`` frames print numbers as %.3f/%.12e.
+
+    Returns the folder and the values the reader must give (the printed numbers, read back).
+    """
+    rng = np.random.default_rng(7)
+    natoms = sum(n for _, n in species)
+    labels = [lab for lab, n in species for _ in range(n)]
+    run = os.path.join(str(tmp_path), "syn")
+    os.makedirs(os.path.join(run, "OUT.syn"))
+    with open(os.path.join(run, "INPUT"), "w") as fh:
+        fh.write("INPUT_PARAMETERS\nsuffix syn\ncalculation md\nmd_dumpfreq 1\n")
+    stru = ["ATOMIC_SPECIES", *(f"{lab} 1.0 {lab}.upf" for lab, _ in species), "", "LATTICE_CONSTANT", "1.0", ""]
+    stru += ["LATTICE_VECTORS", "12 0 0", "0 12 0", "0 0 12", "", "ATOMIC_POSITIONS", "Cartesian"]
+    for lab, n in species:
+        stru += [lab, "0.0", str(n), *(["0 0 0 1 1 1"] * n)]
+    with open(os.path.join(run, "STRU"), "w") as fh:
+        fh.write("\n".join(stru) + "\n")
+
+    want: dict[str, list] = {"cells": [], "coords": [], "forces": [], "virials": [], "energies": []}
+    dump, log = [], []
+    for f in range(nframes):
+        fmt = "%.3f" if f in short else "%.12e" if f in scientific else "%.12f"
+
+        def num(x: float, fmt: str = fmt) -> str:
+            return fmt % x
+
+        cell = 12.0 * np.eye(3) + rng.normal(0, 0.1, (3, 3))
+        virial = rng.normal(0, 5, (3, 3))
+        atoms = rng.normal(0, 3, (natoms, 9))
+        lines = [f"MDSTEP:  {f}", "LATTICE_CONSTANT: 1.000000000000 Angstrom", "LATTICE_VECTORS"]
+        lines += ["  " + "  ".join(num(x) for x in row) for row in cell]
+        if f not in no_virial:
+            lines += ["VIRIAL (kbar)", *("  " + "  ".join(num(x) for x in row) for row in virial)]
+        lines.append("INDEX    LABEL    POSITION (Angstrom)    FORCE (eV/Angstrom)    VELOCITY (Angstrom/fs)")
+        lines += [f"  {i}  {labels[i]}  " + "  ".join(num(x) for x in atoms[i]) for i in range(natoms)]
+        dump.append("\n".join(lines) + "\n\n\n")
+        back = np.vectorize(lambda x, fmt=fmt: float(fmt % x))
+        cell, virial, atoms = back(cell), back(virial), back(atoms)
+        energy = -100.0 - 0.01 * f
+        log.append(f" STEP OF MOLECULAR DYNAMICS : {f}\n #TOTAL ENERGY# {energy:.8f} eV\n")
+        want["cells"].append(cell)
+        want["coords"].append(atoms[:, :3])
+        want["forces"].append(atoms[:, 3:6])
+        want["virials"].append(virial * KBAR_TO_EV_PER_ANGSTROM3 * abs(np.linalg.det(cell)))
+        want["energies"].append(energy)
+    with open(os.path.join(run, "OUT.syn", "MD_dump"), "w") as fh:
+        fh.write("".join(dump))
+    with open(os.path.join(run, "OUT.syn", "running_md.log"), "w") as fh:
+        fh.write("".join(log))
+    return run, {k: np.array(v) for k, v in want.items()}
+
+
+def _check_values(data: dict, want: dict, frames: list[int] | None = None) -> None:
+    for key, value in want.items():
+        np.testing.assert_allclose(data[key], value if frames is None else value[frames], rtol=1e-14, atol=1e-12)
+
+
+@pytest.fixture
+def count_parses(monkeypatch) -> dict[str, int]:
+    """How many chunks the bulk parse took and how many it handed to the frame-by-frame parse."""
+    from dpconv.formats.abacus import md
+
+    counts = {"bulk": 0, "each": 0}
+    bulk, each = md._parse_bulk, md._parse_each
+
+    def spy_bulk(*args, **kwargs):
+        result = bulk(*args, **kwargs)
+        counts["bulk"] += result is not None
+        return result
+
+    def spy_each(*args, **kwargs):
+        counts["each"] += 1
+        return each(*args, **kwargs)
+
+    monkeypatch.setattr(md, "_parse_bulk", spy_bulk)
+    monkeypatch.setattr(md, "_parse_each", spy_each)
+    return counts
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 3])
+def test_md_bulk_parse_of_labels_with_digits_and_m(tmp_path, count_parses, chunk) -> None:
+    """Fe1 leaves a digit in the row of numbers, Mg an M: both still take the bulk parse."""
+    run, want = _synthetic_md(tmp_path, [("Fe1", 2), ("Mg", 3), ("O", 2)], 7)
+    s, msgs = _read(run, "abacus/md", **({} if chunk is None else {"chunk": chunk}))
+    assert not msgs and s.data["atom_names"] == ["Fe1", "Mg", "O"]
+    _check_values(s.data, want)
+    assert count_parses["each"] == 0 and count_parses["bulk"] == -(-7 // (chunk or 7))
+
+
+def test_md_frame_of_another_number_format_parsed_alone(tmp_path, count_parses) -> None:
+    run, want = _synthetic_md(tmp_path, [("H", 2), ("O", 1)], 6, scientific=(3,))
+    s, _ = _read(run, "abacus/md", chunk=2)
+    _check_values(s.data, want)
+    assert count_parses == {"bulk": 2, "each": 1}  # the chunk of frames 2 and 3
+
+
+def test_md_large_frames_with_a_short_one(tmp_path, count_parses) -> None:
+    """Large frames are found by guessing their length; a much shorter frame is swallowed, noticed, reparsed."""
+    run, want = _synthetic_md(tmp_path, [("H", 40)], 13, short=(5,))
+    s, msgs = _read(run, "abacus/md", chunk=4)
+    assert not msgs
+    _check_values(s.data, want)
+    assert count_parses["each"] == 1 and count_parses["bulk"] >= 2
+
+
+def test_md_large_frames_truncated_last_frame(tmp_path) -> None:
+    run, want = _synthetic_md(tmp_path, [("H", 40)], 6)
+    dump = os.path.join(run, "OUT.syn", "MD_dump")
+    with open(dump, "rb") as fh:
+        blob = fh.read()
+    with open(dump, "wb") as fh:
+        fh.write(blob[: blob.rfind(b"MDSTEP") + 3000])
+    s, msgs = _read(run, "abacus/md", chunk=4)
+    assert any("frame 5 is truncated; dropped" in m for m in msgs)
+    _check_values(s.data, want, [0, 1, 2, 3, 4])
+
+
+def test_md_virial_missing_in_a_later_frame_raises(tmp_path) -> None:
+    run, _ = _synthetic_md(tmp_path, [("H", 2)], 5, no_virial=(3,))
+    with pytest.raises(ParseError) as info:
+        _read(run, "abacus/md")
+    assert info.value.frame == 3 and "VIRIAL" in str(info.value)
+
+
+def test_md_log_energies_do_not_depend_on_scan_window(tmp_path) -> None:
+    """The log is scanned in windows; results that straddle a window's end are found once, in file order."""
+    from dpconv.formats.abacus.logs import md_energies
+
+    run = _copy_run("abacus_md_water", "abacus.md", tmp_path)
+    log = os.path.join(run, "OUT.abacus", "running_md.log")
+    _sub(log, "final etot is -466.699290513689 eV", "!! convergence has not been achieved @_@")
+    _sub(log, "final etot is -466.701537327762 eV", "#TOTAL ENERGY# -466.701537327762 eV")
+    whole = md_energies(log)
+    orig = md_energies(fixture_path("abacus_md_water", "abacus.md", "OUT.abacus", "running_md.log"))
+    assert len(whole) == 21 and np.isnan(whole[5]) and np.isnan(whole).sum() == 1
+    np.testing.assert_array_equal(np.delete(whole, 5), np.delete(orig, 5))  # the #TOTAL ENERGY# line in its place
+    for window in (29, 1000, 4096):
+        np.testing.assert_array_equal(md_energies(log, window=window), whole)
+
+
+def test_md_blocks_do_not_depend_on_chunk() -> None:
+    path = fixture_path("abacus_md_water", "abacus.md")
+    whole, _ = _read(path, "abacus/md")
+    for chunk in (1, 2, 3, 4096):
+        s, _ = _read(path, "abacus/md", chunk=chunk)
+        assert_systems_equal(s.data, whole.data)
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00\x01\x02\xff\xfe" * 20], ids=["empty", "binary"])
