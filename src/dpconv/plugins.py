@@ -17,7 +17,24 @@ from dpconv import hookspecs
 from dpconv.errors import PluginError
 
 #: Modules of the built-in plugins, registered like any third-party plugin.
-BUILTIN_PLUGINS = ("dpconv.formats", "dpconv.cli.builtin_commands")
+BUILTIN_PLUGINS = ("dpconv.formats", "dpconv.cli.builtin_commands", "dpconv.trainer.plugin", "dpconv.md.plugin")
+
+#: Built-ins that only add CLI commands: imported when the CLI asks for commands, so that
+#: library use (reading formats) never imports click or the command modules.
+_COMMAND_ONLY = ("dpconv.cli.builtin_commands", "dpconv.trainer.plugin", "dpconv.md.plugin")
+
+
+class _LazyCommands:
+    """Stands for a command-only built-in plugin until its commands are needed."""
+
+    def __init__(self, module: str) -> None:
+        self.__name__ = module
+
+    @hookspecs.hookimpl
+    def dpconv_register_commands(self, cli: Any) -> None:
+        import importlib
+
+        importlib.import_module(self.__name__).dpconv_register_commands(cli=cli)
 
 _pm: pluggy.PluginManager | None = None
 _fields_loaded = False
@@ -37,7 +54,8 @@ def get_plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     for name in BUILTIN_PLUGINS:
-        pm.register(importlib.import_module(name), name=name)
+        plugin = _LazyCommands(name) if name in _COMMAND_ONLY else importlib.import_module(name)
+        pm.register(plugin, name=name)
     blocked = _disabled()
     for ep in entry_points(group=hookspecs.PROJECT):
         if ep.name in blocked or pm.has_plugin(ep.name):

@@ -118,7 +118,26 @@ def _map_types(data: Mapping[str, Any], type_map: Sequence[str]) -> dict[str, An
     return out
 
 
-class System:
+class _DeepmdWriters:
+    """dpdata's ``to_deepmd_*`` shortcuts, shared by System and MultiSystems."""
+
+    def to(self, fmt: str, path: str | os.PathLike[str], **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def to_deepmd_npy(self, folder: str | os.PathLike[str], set_size: int = 5000, **kwargs: Any) -> None:
+        self.to("deepmd/npy", folder, set_size=set_size, **kwargs)
+
+    def to_deepmd_raw(self, folder: str | os.PathLike[str], **kwargs: Any) -> None:
+        self.to("deepmd/raw", folder, **kwargs)
+
+    def to_deepmd_hdf5(self, file_name: str | os.PathLike[str], set_size: int = 5000, **kwargs: Any) -> None:
+        self.to("deepmd/hdf5", file_name, set_size=set_size, **kwargs)
+
+    def to_deepmd_npy_mixed(self, folder: str | os.PathLike[str], set_size: int = 2000, **kwargs: Any) -> None:
+        self.to("deepmd/npy/mixed", folder, set_size=set_size, **kwargs)
+
+
+class System(_DeepmdWriters):
     """Structures: atom names and types, cells and coordinates of ``nframes`` frames.
 
     Parameters
@@ -492,18 +511,6 @@ class System:
 
         return write(self, file_name, fmt, **kwargs)
 
-    def to_deepmd_npy(self, folder: str | os.PathLike[str], set_size: int = 5000, **kwargs: Any) -> None:
-        self.to("deepmd/npy", folder, set_size=set_size, **kwargs)
-
-    def to_deepmd_raw(self, folder: str | os.PathLike[str], **kwargs: Any) -> None:
-        self.to("deepmd/raw", folder, **kwargs)
-
-    def to_deepmd_hdf5(self, file_name: str | os.PathLike[str], set_size: int = 5000, **kwargs: Any) -> None:
-        self.to("deepmd/hdf5", file_name, set_size=set_size, **kwargs)
-
-    def to_deepmd_npy_mixed(self, folder: str | os.PathLike[str], set_size: int = 2000, **kwargs: Any) -> None:
-        self.to("deepmd/npy/mixed", folder, set_size=set_size, **kwargs)
-
     # -- serialisation ------------------------------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict in monty's MSONable protocol (``@module``/``@class``), so
@@ -572,7 +579,7 @@ def _strip_labels(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if not ((k in known and known[k].required == "labeled") or k == "virials")}
 
 
-class MultiSystems:
+class MultiSystems(_DeepmdWriters):
     """Systems grouped by formula under one shared type map.
 
     Systems of the same formula are joined; every system's types follow
@@ -669,18 +676,6 @@ class MultiSystems:
         from dpconv.io import write
 
         write(self, path, fmt, **kwargs)
-
-    def to_deepmd_npy(self, folder: str | os.PathLike[str], set_size: int = 5000, **kwargs: Any) -> None:
-        self.to("deepmd/npy", folder, set_size=set_size, **kwargs)
-
-    def to_deepmd_raw(self, folder: str | os.PathLike[str], **kwargs: Any) -> None:
-        self.to("deepmd/raw", folder, **kwargs)
-
-    def to_deepmd_hdf5(self, file_name: str | os.PathLike[str], set_size: int = 5000, **kwargs: Any) -> None:
-        self.to("deepmd/hdf5", file_name, set_size=set_size, **kwargs)
-
-    def to_deepmd_npy_mixed(self, folder: str | os.PathLike[str], set_size: int = 2000, **kwargs: Any) -> None:
-        self.to("deepmd/npy/mixed", folder, set_size=set_size, **kwargs)
 
     def train_test_split(
         self, test_size: float | int, seed: int | None = None

@@ -607,7 +607,7 @@ def test_stru_writer_groups_atoms_by_type(tmp_path) -> None:
     np.testing.assert_allclose(back.data["coords"][0], data["coords"][0][[1, 0, 2]])
     with open(out) as fh:
         text = fh.read()
-    assert "O 15.999" in text and "H 1.008" in text
+    assert "O 15.9994" in text and "H 1.00794" in text
     assert text.split("ATOMIC_POSITIONS")[1].splitlines()[6].endswith(" 0 0 0")
 
 

@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from dpconv.elements import MASSES
 from dpconv.errors import ParseError
 from dpconv.formats.lammps import box, common
 from dpconv.formats.lammps.dump import fast_floats
-from dpconv.formats.lammps.elements import MASSES
 
 #: atom style -> (column of type, columns of x y z, number of columns)
 STYLES: dict[str, tuple[int, tuple[int, int, int], int]] = {

@@ -1,11 +1,25 @@
-"""Standard atomic weights (amu) by element symbol, in order of atomic number.
+"""The periodic table dpconv needs: element symbols by atomic number and atomic weights.
 
-Used to write the ``Masses`` section of LAMMPS data files. Values are the
-conventional standard atomic weights (IUPAC), as tabulated in pymatgen/dpdata.
+One home for these facts (readers map atomic numbers and atom names to elements,
+writers of MD inputs need masses). Weights are conventional standard atomic
+weights (amu, IUPAC); for elements without a stable isotope, the mass number of
+the longest-lived one.
 """
 
 from __future__ import annotations
 
+#: Element symbols indexed by atomic number; index 0 is a ghost/dummy atom ("X").
+SYMBOLS: tuple[str, ...] = (
+    "X", "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S", "Cl", "Ar",
+    "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br", "Kr",
+    "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn", "Sb", "Te", "I", "Xe",
+    "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu",
+    "Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn",
+    "Fr", "Ra", "Ac", "Th", "Pa", "U", "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr",
+    "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg", "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og",
+)  # fmt: skip
+
+#: Standard atomic weights (amu) by symbol.
 # fmt: off
 MASSES: dict[str, float] = {
     "H": 1.00794, "He": 4.002602, "Li": 6.941, "Be": 9.012182, "B": 10.811, "C": 12.0107, "N": 14.0067,
@@ -27,3 +41,6 @@ MASSES: dict[str, float] = {
     "Fl": 289.0, "Mc": 290.0, "Lv": 293.0, "Ts": 294.0, "Og": 294.0
 }
 # fmt: on
+
+#: Atomic number by symbol.
+NUMBERS: dict[str, int] = {s: z for z, s in enumerate(SYMBOLS) if z}
