@@ -276,7 +276,7 @@ class System(_DeepmdWriters):
         """A new system of the frames ``f_idx`` (int, slice, index list/array or mask)."""
         return type(self).from_data(_copy.deepcopy(self._take(f_idx)), validate=False)
 
-    def __getitem__(self: S, key: Index | str) -> Any:
+    def __getitem__(self, key: Index | str) -> Any:
         if isinstance(key, str):
             return self.data[key]
         return self.sub_system(key)
