@@ -1,0 +1,264 @@
+"""Training benchmark: DeePMD-kit 3.2 (PyTorch backend) and dpconv side by side.
+
+Same data, same input.json (the tutorial's network sizes), same number of
+steps; the two tools run alternately (``--rounds``) because the machine may be
+shared. Prints s/step for each, the ratio, the validation RMSE after the same
+number of steps (from each tool's lcurve.out), and the time to evaluate one
+frame with each frozen model (DeePMD-kit's ``DeepPot`` vs ``torch.jit.load``
+of dpconv's file).
+
+DeePMD-kit runs from a separate venv (``--dp-python``, default
+/work/dpref-venv/bin/python, made with ``pip install torch==2.13.0
+deepmd-kit==3.2.0 e3nn``) through ``../shared/tools/dp_reference.py``.
+
+Usage::
+
+    python benchmarks/bench_train.py --steps 200 --rounds 1 [--threads 2] [--case water]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared"))
+WATER = os.path.join(SHARED, "fixtures", "water_deepmd")
+DP_REF = os.path.join(SHARED, "tools", "dp_reference.py")
+
+
+def tutorial_input(train: list[str], valid: list[str], type_map: list[str], steps: int, disp: int) -> dict:
+    return {
+        "model": {
+            "type_map": type_map,
+            "descriptor": {
+                "type": "se_e2_a",
+                "sel": "auto",
+                "rcut_smth": 0.5,
+                "rcut": 6.0,
+                "neuron": [25, 50, 100],
+                "resnet_dt": False,
+                "axis_neuron": 16,
+                "seed": 1,
+            },
+            "fitting_net": {"neuron": [240, 240, 240], "resnet_dt": True, "seed": 1},
+        },
+        "learning_rate": {"type": "exp", "decay_steps": 50, "start_lr": 0.001, "stop_lr": 3.51e-8},
+        "loss": {
+            "type": "ener",
+            "start_pref_e": 0.02,
+            "limit_pref_e": 1,
+            "start_pref_f": 1000,
+            "limit_pref_f": 1,
+            "start_pref_v": 0,
+            "limit_pref_v": 0,
+        },
+        "training": {
+            "training_data": {"systems": train, "batch_size": "auto"},
+            "validation_data": {"systems": valid, "batch_size": "auto", "numb_btch": 10},
+            "numb_steps": steps,
+            "seed": 10,
+            "disp_freq": disp,
+            "save_freq": steps,
+        },
+    }
+
+
+def cases(which: str) -> dict[str, tuple[list[str], list[str], list[str]]]:
+    out = {}
+    if which in ("water", "all") and os.path.isdir(WATER):
+        out["water"] = (
+            [os.path.join(WATER, f"data_{i}") for i in range(3)],
+            [os.path.join(WATER, "data_3")],
+            ["O", "H"],
+        )
+    if which in ("methane", "all"):
+        meth = methane_data()
+        if meth:
+            out["methane"] = meth
+    return out
+
+
+def methane_data() -> tuple[list[str], list[str], list[str]] | None:
+    """The CP2K methane example converted to deepmd/npy (needs dpconv's cp2k/aimd_output reader)."""
+    src = os.path.join(ROOT, "examples", "methane_cp2k")
+    dst = os.path.join(tempfile.gettempdir(), "dpconv_bench_methane")
+    if os.path.isdir(os.path.join(dst, "training_data")):
+        return [os.path.join(dst, "training_data")], [os.path.join(dst, "validation_data")], ["H", "C"]
+    res = subprocess.run(
+        ["dpconv", "convert", "-i", "cp2k/aimd_output", src, "-o", "deepmd/npy", dst, "--split", "0.2", "--seed", "1"],
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0:
+        why = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "convert failed"
+        print(f"methane case skipped: {why}")
+        return None
+    return [os.path.join(dst, "training_data")], [os.path.join(dst, "validation_data")], ["H", "C"]
+
+
+def run(cmd: list[str], cwd: str, env: dict[str, str], log: str) -> float:
+    t0 = time.perf_counter()
+    with open(log, "w") as fh:
+        res = subprocess.run(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    if res.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed; see {log}")
+    return time.perf_counter() - t0
+
+
+def step_time(log: str, disp: int) -> float:
+    """Mean wall time per step over display intervals after the first ``disp`` steps."""
+    with open(log) as fh:
+        text = fh.read()
+    pairs = [(int(a), float(b)) for a, b in re.findall(r"[Bb]atch\s+(\d+): total wall time = ([0-9.]+) s", text)]
+    later = [(s, t) for s, t in pairs if s > disp]
+    if not later:
+        later = pairs[1:] or pairs
+    steps = sum(disp for _ in later)
+    return sum(t for _, t in later) / steps
+
+
+def last_val(lcurve: str) -> dict[str, float]:
+    with open(lcurve) as fh:
+        names = fh.readline()[1:].split()
+        rows = [line.split() for line in fh if not line.startswith("#")]
+    return {n: float(v) for n, v in zip(names, rows[-1])}
+
+
+INFER_DP = """
+import sys, time, numpy as np
+sys.argv = ["x"]
+exec(open({ref!r}).read().split("def main")[0])  # the shim's op fallback
+_install_fallback()
+from deepmd.infer import DeepPot
+dp = DeepPot({model!r})
+c = np.load({coord!r})[:1]; b = np.load({box!r})[:1]; t = np.loadtxt({types!r}, dtype=int)
+dp.eval(c, b, t)
+ts = []
+for _ in range(10):
+    t0 = time.perf_counter(); dp.eval(c, b, t); ts.append(time.perf_counter() - t0)
+print(np.median(ts))
+"""
+
+INFER_OURS = """
+import sys, time, numpy as np, torch
+m = torch.jit.load({model!r})
+c = torch.tensor(np.load({coord!r})[:1], dtype=torch.float64).reshape(1, -1, 3)
+b = torch.tensor(np.load({box!r})[:1], dtype=torch.float64)
+t = torch.tensor(np.loadtxt({types!r}, dtype=int))
+m(c, t, b)
+ts = []
+for _ in range(10):
+    t0 = time.perf_counter(); m(c, t, b); ts.append(time.perf_counter() - t0)
+print(np.median(ts))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=1, help="alternating runs of each tool")
+    ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for both tools")
+    ap.add_argument("--case", default="all", choices=["water", "methane", "all"])
+    ap.add_argument("--dp-python", default="/work/dpref-venv/bin/python")
+    ap.add_argument("--no-deepmd", action="store_true", help="time dpconv only")
+    ap.add_argument("--no-infer", action="store_true")
+    ap.add_argument("--workdir", default=None)
+    args = ap.parse_args()
+    env = dict(os.environ)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
+    have_dp = not args.no_deepmd and os.path.exists(args.dp_python)
+    disp = max(1, args.steps // 4)
+    work = args.workdir or tempfile.mkdtemp(prefix="bench_train_")
+    dpconv_bin = shutil.which("dpconv") or os.path.join(os.path.dirname(sys.executable), "dpconv")
+    print(f"workdir {work}; loadavg {os.getloadavg()}; threads {args.threads or 'default'}; steps {args.steps}")
+    for name, (train, valid, tmap) in cases(args.case).items():
+        res: dict[str, list[float]] = {"dpconv": [], "deepmd": []}
+        val: dict[str, dict[str, float]] = {}
+        dirs: dict[str, str] = {}
+        for r in range(args.rounds):
+            tools = ["dpconv", "deepmd"] if r % 2 == 0 else ["deepmd", "dpconv"]
+            for tool in tools:
+                if tool == "deepmd" and not have_dp:
+                    continue
+                d = os.path.join(work, f"{name}_{tool}_{r}")
+                os.makedirs(d, exist_ok=True)
+                with open(os.path.join(d, "input.json"), "w") as fh:
+                    json.dump(tutorial_input(train, valid, tmap, args.steps, disp), fh, indent=1)
+                cmd = (
+                    [dpconv_bin, "train", "input.json"]
+                    if tool == "dpconv"
+                    else [args.dp_python, DP_REF, "--pt", "train", "input.json"]
+                )
+                wall = run(cmd, d, env, os.path.join(d, "log.txt"))
+                sps = step_time(os.path.join(d, "log.txt"), disp)
+                res[tool].append(sps)
+                val[tool] = last_val(os.path.join(d, "lcurve.out"))
+                dirs[tool] = d
+                print(
+                    f"  {name} round {r} {tool:7s}: {sps:.4f} s/step (run {wall:.0f} s incl. setup), "
+                    f"loadavg {os.getloadavg()[0]:.1f}"
+                )
+        a = min(res["dpconv"])
+        line = f"{name}: dpconv {a:.4f} s/step"
+        if res["deepmd"]:
+            b = min(res["deepmd"])
+            line += f", DeePMD-kit {b:.4f} s/step, speed-up {b / a:.2f}x (best of {args.rounds})"
+        print(line)
+        for tool, v in val.items():
+            print(
+                f"  {tool:7s} after {args.steps} steps: rmse_e_val {v.get('rmse_e_val', float('nan')):.3e} eV/atom, "
+                f"rmse_f_val {v.get('rmse_f_val', float('nan')):.3e} eV/Å (lcurve, 10 val batches)"
+            )
+        if args.no_infer:
+            continue
+        sysdir = valid[0]
+        setdir = sorted(p for p in os.listdir(sysdir) if p.startswith("set."))[0]
+        files = dict(
+            coord=os.path.join(sysdir, setdir, "coord.npy"),
+            box=os.path.join(sysdir, setdir, "box.npy"),
+            types=os.path.join(sysdir, "type.raw"),
+        )
+        d = dirs["dpconv"]
+        subprocess.run([dpconv_bin, "freeze", "-o", "model.pth"], cwd=d, check=True, capture_output=True)
+        code = INFER_OURS.format(model=os.path.join(d, "model.pth"), **files)
+        ours = float(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            ).stdout.split()[-1]
+        )
+        msg = f"  inference, 1 frame: dpconv {ours * 1e3:.1f} ms"
+        if have_dp and "deepmd" in dirs:
+            dd = dirs["deepmd"]
+            subprocess.run(
+                [args.dp_python, DP_REF, "--pt", "freeze", "-o", "dp.pth"],
+                cwd=dd,
+                env=env,
+                capture_output=True,
+                check=True,
+            )
+            out = subprocess.run(
+                [args.dp_python, "-c", INFER_DP.format(ref=DP_REF, model=os.path.join(dd, "dp.pth"), **files)],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            if out.returncode == 0:
+                theirs = float(out.stdout.split()[-1])
+                msg += f", DeepPot {theirs * 1e3:.1f} ms, speed-up {theirs / ours:.2f}x"
+            else:
+                msg += f", DeepPot failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else '?'}"
+        print(msg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""The se_e2_a energy model: descriptor + type-wise fitting, forces and virial by autograd.
+
+The autograd leaf is the pair-vector tensor ``r_ij`` (nf, N, Nc, 3), so with
+``g = ∂E/∂r_ij``:
+
+* ``F_i = Σ_j g_ij − Σ_{k: j(k)=i} g_k`` (centre and neighbour side of each pair);
+* ``W = −Σ_pairs g ⊗ r`` (first index: force component), DeePMD's virial.
+
+Atoms must come sorted by type (``counts`` per type); :mod:`.data` and the
+frozen model take care of that.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import numpy as np
+import torch
+from torch import nn
+
+from dpconv.trainer.nn.descriptor import SeA
+from dpconv.trainer.nn.fitting import EnergyFitting
+from dpconv.trainer.nn.neighbor import pair_vectors
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+class EnergyModel(nn.Module):
+    """Energy, atomic energies, forces and virial of batches of frames of the same atoms."""
+
+    def __init__(self, type_map: List[str], descriptor: SeA, fitting: EnergyFitting) -> None:
+        super().__init__()
+        self.type_map = list(type_map)
+        self.descriptor = descriptor
+        self.fitting = fitting
+        self.rcut = descriptor.rcut
+        self.sel = list(descriptor.sel)
+        self.ntypes = len(type_map)
+
+    @classmethod
+    def from_config(cls, model_cfg: dict[str, Any]) -> EnergyModel:
+        """Build from the normalised ``model`` section (``sel`` already a list)."""
+        d = model_cfg["descriptor"]
+        f = model_cfg["fitting_net"]
+        dtype = DTYPES[model_cfg.get("precision_resolved", "float64")]
+        nt = len(model_cfg["type_map"])
+        desc = SeA(
+            nt,
+            d["sel"],
+            d["rcut"],
+            d["rcut_smth"],
+            d["neuron"],
+            d["axis_neuron"],
+            resnet_dt=d["resnet_dt"],
+            type_one_side=d["type_one_side"],
+            env_protection=d["env_protection"],
+            dtype=dtype,
+            seed=d.get("seed"),
+        )
+        fseed = f.get("seed")
+        fit = EnergyFitting(
+            nt,
+            desc.dim_out,
+            f["neuron"],
+            resnet_dt=f["resnet_dt"],
+            dtype=dtype,
+            seed=None if fseed is None else fseed + 1,
+        )
+        return cls(model_cfg["type_map"], desc, fit)
+
+    def atomic_energy(
+        self,
+        rij: torch.Tensor,
+        mask: torch.Tensor,
+        atype: torch.Tensor,
+        counts: List[int],
+        rep: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return self.fitting(self.descriptor(rij, mask, atype, counts, rep), counts)
+
+    def forward(
+        self,
+        coords: torch.Tensor,
+        cells: torch.Tensor | None,
+        nlist: torch.Tensor,
+        shifts: torch.Tensor,
+        atype: torch.Tensor,
+        counts: List[int],
+        create_graph: bool = False,
+        rep: torch.Tensor | None = None,
+    ) -> Dict[str, torch.Tensor]:
+        """Outputs for type-sorted ``coords`` (nf, N, 3) with neighbour list ``nlist``/``shifts``."""
+        rij = pair_vectors(coords, cells, nlist, shifts).detach()
+        rij.requires_grad_(True)
+        return self.from_pairs(rij, nlist, atype, counts, create_graph, rep)
+
+    def from_pairs(
+        self,
+        rij: torch.Tensor,
+        nlist: torch.Tensor,
+        atype: torch.Tensor,
+        counts: List[int],
+        create_graph: bool,
+        rep: torch.Tensor | None = None,
+    ) -> Dict[str, torch.Tensor]:
+        mask = nlist >= 0
+        ae = self.atomic_energy(rij, mask, atype, counts, rep)
+        energy = ae.sum(dim=1)
+        grads = torch.autograd.grad([energy.sum()], [rij], create_graph=create_graph)
+        g = grads[0]
+        assert g is not None
+        nf, n, nc = nlist.shape[0], nlist.shape[1], nlist.shape[2]
+        base = (torch.arange(nf, device=nlist.device) * n).view(nf, 1, 1)
+        idx = (nlist.clamp(min=0) + base).reshape(-1)
+        force = g.sum(dim=2).reshape(nf * n, 3).index_add(0, idx, -g.reshape(nf * n * nc, 3)).reshape(nf, n, 3)
+        virial = -torch.einsum("fnsa,fnsb->fab", g, rij)
+        return {"energy": energy, "atom_energy": ae, "force": force, "virial": virial}
+
+
+# -- statistics (notes §4, §8) ------------------------------------------------------------
+@torch.no_grad()
+def compute_env_stats(
+    model: EnergyModel,
+    batches: List[Dict[str, Any]],
+    protection: float = 1e-2,
+) -> None:
+    """Set ``davg``/``dstd`` per centre type from sampled batches (padding counted, as DeePMD)."""
+    desc = model.descriptor
+    nt = model.ntypes
+    acc = np.zeros((nt, 2, 3))  # [type, radial/angular, (n, Σv, Σv²)]
+    for b in batches:
+        rij = pair_vectors(b["coords"], b["cells"], b["nlist"], b["shifts"])
+        raw = desc.raw_env(rij, b["nlist"] >= 0).double()
+        for t in range(nt):
+            rows = raw[:, b["atype"] == t]
+            if rows.numel() == 0:
+                continue
+            rad = rows[..., 0]
+            ang = rows[..., 1:]
+            acc[t, 0] += [rad.numel(), float(rad.sum()), float(rad.square().sum())]
+            acc[t, 1] += [ang.numel(), float(ang.sum()), float(ang.square().sum())]
+    davg = torch.zeros(nt, desc.nnei, 4, dtype=torch.float64)
+    dstd = torch.full((nt, desc.nnei, 4), 0.1, dtype=torch.float64)
+    for t in range(nt):
+        n_r, s_r, q_r = acc[t, 0]
+        n_a, s_a, q_a = acc[t, 1]
+        if n_r == 0:
+            continue
+        mean_r = s_r / n_r
+        std_r = np.sqrt(max(q_r / n_r - mean_r**2, 0.0))
+        std_a = np.sqrt(max(q_a / n_a - (s_a / n_a) ** 2, 0.0))
+        davg[t, :, 0] = mean_r
+        dstd[t, :, 0] = max(std_r, protection)
+        dstd[t, :, 1:] = max(std_a, protection)
+    desc.davg.copy_(davg.to(desc.davg))  # pyright: ignore  (registered buffer)
+    desc.dstd.copy_(dstd.to(desc.dstd))  # pyright: ignore  (registered buffer)
+
+
+@torch.no_grad()
+def compute_energy_bias(
+    model: EnergyModel, type_counts: np.ndarray, energies: np.ndarray, rcond: float | None = None
+) -> float:
+    """``out_bias = lstsq(counts, E)`` (minimum norm when rank deficient); returns the RMSE/atom."""
+    a = np.asarray(type_counts, dtype=np.float64)
+    y = np.asarray(energies, dtype=np.float64)
+    bias = np.linalg.lstsq(a, y, rcond=rcond)[0]
+    model.fitting.out_bias.copy_(torch.as_tensor(bias).to(model.fitting.out_bias))  # pyright: ignore  (registered buffer)
+    resid = (a @ bias - y) / a.sum(axis=1)
+    return float(np.sqrt(np.mean(resid**2)))

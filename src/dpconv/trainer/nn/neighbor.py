@@ -1,0 +1,218 @@
+"""Periodic images and type-split neighbour lists (notes §2), vectorised over frames.
+
+A neighbour is stored as a local atom index ``j`` and an integer cell shift
+``S`` so that the pair vector is ``r_ij = x_j + S·cell − x_i`` with the
+caller's (unwrapped) coordinates. Forces then follow from ``∂E/∂r_ij`` with
+no ghost atoms to fold back, and the virial is ``−Σ ∂E/∂r_ij ⊗ r_ij``.
+
+Everything here is TorchScript-compatible: the frozen model builds its own
+lists with these functions.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def image_shifts(cells: torch.Tensor, rcut: float) -> torch.Tensor:
+    """Integer shifts (S, 3) reaching every image within ``rcut`` of a wrapped atom, zero first.
+
+    ``|S_k| ≤ ceil(rcut / d_k)`` with ``d_k`` the distance between opposite faces
+    (largest over the frames), so cells shorter than ``rcut`` and triclinic
+    cells are covered.
+    """
+    a, b, c = cells[:, 0], cells[:, 1], cells[:, 2]
+    vol = torch.abs(torch.linalg.det(cells))
+    areas = torch.stack(
+        [
+            torch.linalg.cross(b, c).square().sum(-1).sqrt(),
+            torch.linalg.cross(c, a).square().sum(-1).sqrt(),
+            torch.linalg.cross(a, b).square().sum(-1).sqrt(),
+        ],
+        dim=-1,
+    )
+    n = torch.ceil(rcut / (vol.unsqueeze(-1) / areas)).amax(dim=0).to(torch.long)
+    n0, n1, n2 = int(n[0]), int(n[1]), int(n[2])
+    r0 = torch.arange(-n0, n0 + 1, device=cells.device)
+    r1 = torch.arange(-n1, n1 + 1, device=cells.device)
+    r2 = torch.arange(-n2, n2 + 1, device=cells.device)
+    g = torch.meshgrid(r0, r1, r2, indexing="ij")
+    s = torch.stack([g[0].reshape(-1), g[1].reshape(-1), g[2].reshape(-1)], dim=-1).to(cells.dtype)
+    order = torch.argsort(s.square().sum(-1), stable=True)
+    return s[order]
+
+
+def _extended(
+    coords: torch.Tensor, cells: torch.Tensor | None, rcut: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Wrapped coordinates, their image offsets, the shifts and the extended coordinates."""
+    nf, n = coords.shape[0], coords.shape[1]
+    if cells is None:
+        shifts = torch.zeros(1, 3, dtype=coords.dtype, device=coords.device)
+        return coords, torch.zeros_like(coords), shifts, coords
+    frac = torch.linalg.solve(cells.transpose(1, 2), coords.transpose(1, 2)).transpose(1, 2)
+    nimg = torch.floor(frac)
+    xw = coords - torch.bmm(nimg, cells)
+    shifts = image_shifts(cells, rcut)
+    sc = torch.einsum("sk,fkc->fsc", shifts, cells)
+    ext = (xw.unsqueeze(1) + sc.unsqueeze(2)).reshape(nf, shifts.shape[0] * n, 3)
+    return xw, nimg, shifts, ext
+
+
+def _distances(xw: torch.Tensor, ext: torch.Tensor) -> torch.Tensor:
+    """Local-to-extended distances (nf, N, S·N), exact (no matmul expansion), self = inf."""
+    n = xw.shape[1]
+    d = torch.linalg.vector_norm(xw.unsqueeze(2) - ext.unsqueeze(1), dim=-1)
+    ar = torch.arange(n, device=xw.device)
+    d[:, ar, ar] = float("inf")
+    return d
+
+
+def _min_image(coords: torch.Tensor, cells: torch.Tensor, rcut: float) -> bool:
+    """True when every frame's cell has ``rcut`` below half its smallest face distance, so the
+    minimum image (rounded fractional difference) is the only image that can be within rcut."""
+    a, b, c = cells[:, 0], cells[:, 1], cells[:, 2]
+    vol = torch.abs(torch.linalg.det(cells))
+    areas = torch.stack(
+        [
+            torch.linalg.cross(b, c).square().sum(-1).sqrt(),
+            torch.linalg.cross(c, a).square().sum(-1).sqrt(),
+            torch.linalg.cross(a, b).square().sum(-1).sqrt(),
+        ],
+        dim=-1,
+    )
+    dmin = (vol.unsqueeze(-1) / areas).amin()
+    return bool(rcut < 0.5 * dmin)
+
+
+def _candidates(
+    coords: torch.Tensor, cells: torch.Tensor | None, rcut: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Distances (nf, N, M) to candidate neighbours (self = inf), the integer shift of each
+    candidate (nf, N, M, 3), relative to the caller's coordinates, and M // N images."""
+    n = coords.shape[1]
+    if cells is not None and _min_image(coords, cells, rcut):
+        frac = torch.linalg.solve(cells.transpose(1, 2), coords.transpose(1, 2)).transpose(1, 2)
+        df = frac.unsqueeze(1) - frac.unsqueeze(2)  # [f, i, j] = f_j - f_i
+        sh = -torch.round(df)
+        vec = torch.einsum("fijk,fkc->fijc", df + sh, cells)
+        d = torch.linalg.vector_norm(vec, dim=-1)
+        ar = torch.arange(n, device=coords.device)
+        d[:, ar, ar] = float("inf")
+        return d, sh, torch.zeros(0), 1
+    xw, nimg, shifts, ext = _extended(coords, cells, rcut)
+    d = _distances(xw, ext)
+    s = shifts.shape[0]
+    if cells is None:
+        return d, torch.zeros(0), torch.zeros(0), s
+    # shift of candidate (image k, atom j) seen from atom i: S_k − n_j + n_i
+    return d, shifts, nimg, s
+
+
+def build_neighbors(
+    coords: torch.Tensor, cells: torch.Tensor | None, types: torch.Tensor, rcut: float, sel: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Neighbour list (nf, N, Nc) of local indices (−1 = empty) and shifts (nf, N, Nc, 3).
+
+    As DeePMD-kit: the ``Nc = Σ sel`` nearest neighbours with ``r ≤ rcut`` are
+    taken in ascending distance regardless of type, then split by type into
+    blocks of ``sel[t]`` slots (the farthest of a type dropped on overflow).
+    ``types`` (N,) is shared by all frames; ``cells`` None means no periodicity.
+    """
+    nf, n = coords.shape[0], coords.shape[1]
+    d, sh_info, nimg, nimages = _candidates(coords, cells, rcut)
+    d = torch.where(d > rcut, torch.full_like(d, float("inf")), d)
+    nc = 0
+    for s in sel:
+        nc += s
+    m = d.shape[2]
+    if m < nc:
+        d = torch.cat([d, torch.full((nf, n, nc - m), float("inf"), dtype=d.dtype, device=d.device)], dim=2)
+    val, idx = torch.topk(d, nc, dim=2, largest=False, sorted=True)
+    valid = torch.isfinite(val)
+    idx = torch.where(valid, idx, torch.zeros_like(idx))
+    jt = types[idx % n]
+    out = torch.full((nf, n, nc + 1), -1, dtype=torch.long, device=coords.device)
+    off = 0
+    for t, st in enumerate(sel):
+        mt = valid & (jt == t)
+        pos = torch.cumsum(mt.to(torch.long), dim=2) - 1
+        keep = mt & (pos < st)
+        slot = torch.where(keep, off + pos, torch.full_like(pos, nc))
+        out.scatter_(2, slot, torch.where(keep, idx, torch.full_like(idx, -1)))
+        off += st
+    ext_idx = out[:, :, :nc]
+    has = ext_idx >= 0
+    e = torch.where(has, ext_idx, torch.zeros_like(ext_idx))
+    j = e % n
+    if cells is None:
+        sh = torch.zeros(nf, n, nc, 3, dtype=coords.dtype, device=coords.device)
+    elif nimages == 1 and nimg.numel() == 0:
+        sh = torch.gather(sh_info, 2, e.unsqueeze(-1).expand(nf, n, nc, 3))
+    else:
+        sh = sh_info[e // n]
+        fi = torch.arange(nf, device=coords.device).view(nf, 1, 1)
+        sh = sh - nimg[fi, j] + nimg.unsqueeze(2)
+    sh = sh * has.unsqueeze(-1).to(sh.dtype)
+    nlist = torch.where(has, j, torch.full_like(j, -1))
+    return nlist, sh
+
+
+def pair_vectors(
+    coords: torch.Tensor, cells: torch.Tensor | None, nlist: torch.Tensor, shifts: torch.Tensor
+) -> torch.Tensor:
+    """``r_ij = x_j + S·cell − x_i`` (nf, N, Nc, 3); empty slots give ``−x_i`` (masked later)."""
+    nf, n, nc = nlist.shape[0], nlist.shape[1], nlist.shape[2]
+    j = nlist.clamp(min=0).reshape(nf, n * nc, 1).expand(nf, n * nc, 3)
+    xj = torch.gather(coords, 1, j).reshape(nf, n, nc, 3)
+    rij = xj - coords.unsqueeze(2)
+    if cells is not None:
+        rij = rij + torch.einsum("fnsk,fkc->fnsc", shifts.to(coords.dtype), cells)
+    return rij
+
+
+def neighbor_stat(
+    coords: torch.Tensor, cells: torch.Tensor | None, types: torch.Tensor, ntypes: int, rcut: float
+) -> tuple[torch.Tensor, float]:
+    """Largest count of type-t neighbours with ``r < rcut`` over atoms and frames, and the
+    smallest interatomic distance (notes §12, ``sel: auto``)."""
+    d, _, _, nimages = _candidates(coords, cells, rcut)
+    ext_t = types.repeat(nimages)
+    within = d < rcut
+    counts = torch.stack(
+        [(within & (ext_t == t)).sum(dim=2).amax() if d.numel() else torch.tensor(0) for t in range(ntypes)]
+    )
+    return counts, float(d.amin()) if d.numel() else float("inf")
+
+
+def pair_representatives(nlist: torch.Tensor, shifts: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
+    """For each slot, the flat slot index ``i·Nc + k`` (within its frame) that stands for its pair.
+
+    A same-type pair appears twice, as (i, j, S) in i's list and (j, i, −S) in j's; both have the
+    same distance and centre type, hence the same embedding input. The slot with the smaller key
+    represents both, so the embedding nets run once per pair. Cross-type pairs, empty slots and
+    pairs whose partner was dropped by ``sel`` represent themselves.
+    """
+    nf, n, nc = nlist.shape[0], nlist.shape[1], nlist.shape[2]
+    off, base = 64, 129
+    b3 = base * base * base
+    sh = shifts.to(torch.long)
+    code = ((sh[..., 0] + off) * base + (sh[..., 1] + off)) * base + (sh[..., 2] + off)
+    rcode = ((off - sh[..., 0]) * base + (off - sh[..., 1])) * base + (off - sh[..., 2])
+    i = torch.arange(n, device=nlist.device).view(1, n, 1)
+    j = nlist.clamp(min=0)
+    own = torch.arange(n * nc, device=nlist.device).view(1, n, nc).expand(nf, n, nc)
+    same = (nlist >= 0) & (types.view(1, n, 1) == types[j])
+    frame = torch.arange(nf, device=nlist.device).view(nf, 1, 1) * (n * n * b3)
+    key = frame + (i * n + j) * b3 + code
+    rkey = frame + (j * n + i) * b3 + rcode
+    key = torch.where(same, key, -1 - own - frame)  # unique, never matched
+    kf = key.reshape(-1)
+    order = torch.argsort(kf)
+    sk = kf[order]
+    pos = torch.searchsorted(sk, rkey.reshape(-1)).clamp(max=sk.shape[0] - 1)
+    found = (sk[pos] == rkey.reshape(-1)) & same.reshape(-1)
+    partner = order[pos] % (n * nc)
+    use = found & (rkey.reshape(-1) < kf)
+    rep = torch.where(use, partner, own.reshape(-1))
+    return rep.view(nf, n, nc)

@@ -1,0 +1,167 @@
+"""Physics of the model: forces, virial, invariances, smoothness, batching (float64)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dpconv.trainer.nn.env import switch
+from dpconv.trainer.nn.neighbor import build_neighbors
+
+from .conftest import lj_system, tiny_model
+
+RCUT = 4.0
+SEL = [8, 16]
+
+
+def energy_and_more(model, x, cell, types):
+    """Evaluate a (1, N, 3) frame with atoms in any order (sorted internally)."""
+    order = torch.argsort(types, stable=True)
+    inv = torch.argsort(order)
+    t = types[order]
+    xs = x[:, order]
+    nl, sh = build_neighbors(xs, cell, t, RCUT, SEL)
+    out = model(xs, cell, nl, sh, t, torch.bincount(t, minlength=2).tolist())
+    return out["energy"], out["force"][:, inv], out["virial"]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    s = lj_system(2, box=5.0, tilt=0.7, seed=3)
+    x = torch.tensor(s.data["coords"][:1])
+    cell = torch.tensor(s.data["cells"][:1])
+    types = torch.tensor(s.data["atom_types"])
+    return tiny_model(), x, cell, types
+
+
+def test_switch_is_c2_and_bounded():
+    r = torch.linspace(0.0, 5.0, 501, dtype=torch.float64)
+    sw = switch(r, 0.5, 4.0)
+    assert torch.all(sw[r < 0.5] == 1) and torch.all(sw[r >= 4.0] == 0)
+    assert torch.all((sw >= 0) & (sw <= 1))
+    u = torch.tensor([0.5, 4.0], dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(switch(u, 0.5, 4.0).sum(), u, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), u)
+    zero = torch.zeros(2, dtype=torch.float64)
+    assert torch.allclose(g, zero) and torch.allclose(h, zero)
+
+
+def test_forces_are_minus_gradient(setup):
+    model, x, cell, types = setup
+    _, f, _ = energy_and_more(model, x, cell, types)
+    eps = 1e-5
+    n = x.shape[1]
+    delta = torch.zeros(n * 3, n, 3, dtype=torch.float64)
+    delta.view(n * 3, n * 3).diagonal().fill_(eps)
+    frames = torch.cat([x + delta, x - delta])  # all displaced frames in one batch
+    e, _, _ = energy_and_more(model, frames, cell.expand(2 * n * 3, 3, 3), types)
+    fd = -(e[: 3 * n] - e[3 * n :]).reshape(1, n, 3) / (2 * eps)
+    assert f.abs().max() > 1e-3
+    torch.testing.assert_close(f.detach(), fd.detach(), atol=1e-8, rtol=1e-6)
+
+
+def test_virial_is_strain_derivative(setup):
+    model, x, cell, types = setup
+    _, _, w = energy_and_more(model, x, cell, types)
+    eps = 1e-5
+    fd = torch.zeros(3, 3, dtype=torch.float64)
+    for a in range(3):
+        for b in range(3):
+
+            def e(d, a=a, b=b):
+                strain = torch.eye(3, dtype=torch.float64)
+                strain[b, a] += d  # x' = x (1 + ε), ε_ab → x'_b += ε x_a
+                return energy_and_more(model, x @ strain.T, cell @ strain.T, types)[0]
+
+            fd[a, b] = -(e(eps) - e(-eps)) / (2 * eps)
+    torch.testing.assert_close(w[0].detach(), fd, atol=1e-8, rtol=1e-6)
+
+
+def test_invariance_rotation_translation_permutation(setup):
+    model, x, cell, types = setup
+    e0, f0, _ = energy_and_more(model, x, cell, types)
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    e1, f1, _ = energy_and_more(model, x @ q.T + torch.tensor([0.3, -1.2, 7.0], dtype=torch.float64), cell @ q.T, types)
+    torch.testing.assert_close(e1, e0, atol=1e-10, rtol=0)
+    torch.testing.assert_close(f1, f0 @ q.T, atol=1e-10, rtol=0)
+    perm = torch.arange(x.shape[1])
+    perm[[0, 2]] = perm[[2, 0]]  # two O atoms
+    perm[[5, 9]] = perm[[9, 5]]  # two H atoms
+    e2, f2, _ = energy_and_more(model, x[:, perm], cell, types[perm])
+    torch.testing.assert_close(e2, e0, atol=1e-10, rtol=0)
+    torch.testing.assert_close(f2, f0[:, perm], atol=1e-10, rtol=0)
+    # a lattice translation of one atom changes nothing
+    x3 = x.clone()
+    x3[0, 4] += cell[0, 1] - 2 * cell[0, 2]
+    torch.testing.assert_close(energy_and_more(model, x3, cell, types)[0], e0, atol=1e-10, rtol=0)
+
+
+def test_continuity_at_rcut():
+    model = tiny_model()
+    types = torch.tensor([0, 1])
+    es, fs = [], []
+    for d in (RCUT - 1e-6, RCUT + 1e-6):
+        x = torch.tensor([[[0.0, 0.0, 0.0], [d, 0.0, 0.0]]], dtype=torch.float64)
+        e, f, _ = energy_and_more(model, x, None, types)
+        es.append(e.item())
+        fs.append(f)
+    assert abs(es[0] - es[1]) < 1e-9
+    assert (fs[0] - fs[1]).abs().max() < 1e-7
+
+    # and a smooth approach: energy differences shrink as the neighbour nears rcut
+    def pair(d):
+        return torch.tensor([[[0.0, 0, 0], [d, 0, 0]]], dtype=torch.float64)
+
+    e_far = energy_and_more(model, pair(RCUT + 1), None, types)[0]
+    e_near = energy_and_more(model, pair(RCUT - 0.01), None, types)[0]
+    assert abs((e_near - e_far).item()) < 1e-4
+
+
+def test_batch_equals_frames():
+    s = lj_system(4, seed=7)
+    model = tiny_model()
+    x = torch.tensor(s.data["coords"])
+    cell = torch.tensor(s.data["cells"])
+    types = torch.tensor(s.data["atom_types"])
+    nl, sh = build_neighbors(x, cell, types, RCUT, SEL)
+    out = model(x, cell, nl, sh, types, [4, 8])
+    for i in range(4):
+        nl1, sh1 = build_neighbors(x[i : i + 1], cell[i : i + 1], types, RCUT, SEL)
+        o1 = model(x[i : i + 1], cell[i : i + 1], nl1, sh1, types, [4, 8])
+        for k in ("energy", "force", "virial", "atom_energy"):
+            torch.testing.assert_close(out[k][i : i + 1], o1[k], atol=1e-12, rtol=0)
+
+
+def test_type_one_side_runs():
+    model = tiny_model(type_one_side=True)
+    s = lj_system(1)
+    x = torch.tensor(s.data["coords"])
+    e, f, _ = energy_and_more(model, x, torch.tensor(s.data["cells"]), torch.tensor(s.data["atom_types"]))
+    assert np.isfinite(e.item()) and f.shape == (1, 12, 3)
+
+
+@pytest.mark.parametrize(("box", "tilt"), [(6.0, 0.0), (3.0, 0.8)])  # (3.0: a cell shorter than rcut)
+def test_shared_pair_embedding_equals_plain(box, tilt):
+    """Running the embedding once per same-type pair changes nothing (energy, forces, virial, grads)."""
+    from dpconv.trainer.nn.neighbor import pair_representatives
+
+    s = lj_system(2, box=box, tilt=tilt, seed=2)
+    model = tiny_model(sel=(30, 60))
+    x = torch.tensor(s.data["coords"])
+    cell = torch.tensor(s.data["cells"])
+    types = torch.tensor(s.data["atom_types"])
+    nl, sh = build_neighbors(x, cell, types, RCUT, [30, 60])
+    rep = pair_representatives(nl, sh, types)
+    nf, n, nc = nl.shape
+    assert (rep != torch.arange(n * nc).view(1, n, nc)).any()  # some slots share
+    rep = rep + (torch.arange(nf) * n * nc).view(-1, 1, 1)
+    outs = []
+    for r in (None, rep):
+        o = model(x, cell, nl, sh, types, [4, 8], create_graph=True, rep=r)
+        loss = o["energy"].square().sum() + o["force"].square().sum()
+        outs.append((o, torch.autograd.grad(loss, list(model.parameters()))))
+    for k in ("energy", "force", "virial"):
+        torch.testing.assert_close(outs[0][0][k], outs[1][0][k], atol=1e-12, rtol=0)
+    for a, b in zip(outs[0][1], outs[1][1]):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
