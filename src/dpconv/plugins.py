@@ -36,6 +36,7 @@ class _LazyCommands:
 
         importlib.import_module(self.__name__).dpconv_register_commands(cli=cli)
 
+
 _pm: pluggy.PluginManager | None = None
 _fields_loaded = False
 

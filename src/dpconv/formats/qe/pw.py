@@ -24,7 +24,7 @@ import functools
 import os
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -178,7 +178,7 @@ class _Reader:
         self.stress_missing = False
 
     # -- buffers of whole frames -----------------------------------------------------
-    def buffers(self) -> Iterator[tuple[bytes, int, bool]]:
+    def buffers(self) -> Generator[tuple[bytes, int, bool], None, None]:
         """``(text, base, eof)``: the file cut just before energy lines; ``base`` is the file offset of ``text[0]``.
 
         Every buffer but the first starts with the newline before an energy line.
@@ -381,7 +381,9 @@ class _Reader:
         if not has_s.all():
             incomplete |= ~has_s & self._stress_marked(buf, f_pos, ends)
         for i in np.flatnonzero(incomplete):
-            self._incomplete(buf, base, int(e_off[i]), int(ends[i]), not has_f[i], eof and i == ne - 1, first_index + i)
+            self._incomplete(
+                buf, base, int(e_off[i]), int(ends[i]), not has_f[i], eof and i == ne - 1, int(first_index + i)
+            )
             drop[i] = True
         # convergence
         nseg = np.searchsorted(e_off, nc_off, side="right") - 1

@@ -1,0 +1,1 @@
+"""The compiled LAMMPS pair style ``dpconv`` (C++ sources, CMake project, ``build``)."""
