@@ -35,7 +35,7 @@ def test_tutorial(tmp_path, monkeypatch):
     with open(os.path.join(EXAMPLE, "input.json")) as fh:
         cfg = json.load(fh)
     cfg["training"].update({"numb_steps": 20, "disp_freq": 10, "save_freq": 20})
-    cfg["model"]["descriptor"]["neuron"] = [4, 8]
+    cfg["model"]["descriptor"].update({"neuron": [4, 8], "axis_neuron": 4})
     cfg["model"]["fitting_net"]["neuron"] = [16, 16]
     with open("01.train/input.json", "w") as fh:
         json.dump(cfg, fh)
@@ -49,18 +49,20 @@ def test_tutorial(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     os.makedirs("02.lmp")
     s = dpconv.read(DATA, "cp2k/aimd_output")
-    dpconv.write(s.sub_system([0]), "02.lmp/conf.lmp", "lammps/lmp")
+    first = s.sub_system([0])
+    first.apply_type_map(cfg["model"]["type_map"])  # LAMMPS types in the model's order (pair_coeff * *)
+    dpconv.write(first, "02.lmp/conf.lmp", "lammps/lmp")
     shutil.copy(os.path.join(EXAMPLE, "in.lammps"), "02.lmp/in.lammps")
     shutil.copy("01.train/graph.pth", "02.lmp/graph.pth")
     res = r.invoke(cli, ["md", "lammps", "02.lmp/in.lammps", "-v", "NSTEPS", "20", "-v", "DUMP", "10", "--log", "none"])
     assert res.exit_code == 0, res.output
-    traj = dpconv.read("02.lmp/methane.dump", "lammps/dump", type_map=["C", "H"])
-    assert len(traj) == 3 and traj.get_atom_names() == ["C", "H"] and traj.get_natoms() == 5
-    np.testing.assert_allclose(traj.data["coords"][0], s.data["coords"][0], atol=1e-5)
+    traj = dpconv.read("02.lmp/methane.dump", "lammps/dump", type_map=["H", "C"])
+    assert len(traj) == 3 and traj.get_atom_names() == ["H", "C"] and traj.get_natoms() == 5
+    np.testing.assert_allclose(traj.data["coords"][0], first.data["coords"][0], atol=1e-5)
     # the first frame's forces are the model's
     from dpconv.trainer import load
 
-    ref = load("02.lmp/graph.pth").evaluate_system(s.sub_system([0]))
+    ref = load("02.lmp/graph.pth").evaluate_system(first)
     with open("02.lmp/methane.dump") as fh:
         d = fh.read().split("ITEM: ATOMS")[1].splitlines()[1:6]
     rows = np.array([[float(v) for v in line.split()] for line in d])
