@@ -151,3 +151,23 @@ def test_deepmd_kit_reads_our_output(tmp_path) -> None:
         assert batch["find_virial"] == 1.0
         got = np.sort(np.concatenate([ds.get_batch()["energy"].ravel() for _ in range(12)]))
         assert np.isin(np.round(got, 10), np.round(s.data["energies"], 10)).all()
+
+
+@pytest.mark.deepmd
+def test_deepmd_kit_reads_our_mixed_output(tmp_path) -> None:
+    pytest.importorskip("deepmd.utils.data")
+    from deepmd.utils.data import DeepmdData
+
+    w = water_like(4)
+    swapped = w.copy()
+    swapped.data["atom_types"] = np.array([0, 0, 1, 0, 1, 1])
+    swapped.data["atom_numbs"] = np.array([3, 3])
+    MultiSystems(w, LabeledSystem(data=swapped.data), methane(3)).to_deepmd_npy_mixed(tmp_path / "mixed")
+    d = DeepmdData(str(tmp_path / "mixed" / "6"), type_map=["O", "H", "C"])
+    d.add("energy", 1, atomic=False, must=True, high_prec=True)
+    d.add("force", 3, atomic=True, must=True, high_prec=False)
+    assert d.mixed_type
+    batch = d.get_test()
+    assert {tuple(t) for t in batch["type"].tolist()} == {(0, 1, 1, 0, 1, 1), (0, 0, 1, 0, 1, 1)}
+    expected = np.sort(np.concatenate([w.data["energies"], swapped.data["energies"]]))
+    np.testing.assert_allclose(np.sort(batch["energy"].ravel()), expected)
