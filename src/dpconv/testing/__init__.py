@@ -17,16 +17,21 @@ ARRAY_KEYS = ("cells", "coords", "energies", "forces", "virials")
 
 
 def fixtures_dir() -> str:
-    """``$DPCONV_FIXTURES`` or ``../shared/fixtures`` beside the checkout."""
+    """The shared fixture corpus: ``$DPCONV_FIXTURES``, else ``shared/fixtures`` beside the
+    checkout (looked for above this package and above the working directory), else the
+    workplace's ``/work/shared/fixtures``."""
     env = os.environ.get("DPCONV_FIXTURES")
     if env:
         return env
-    here = os.path.dirname(os.path.abspath(__file__))
-    for up in range(2, 7):
-        cand = os.path.join(here, *([".."] * up), "shared", "fixtures")
-        if os.path.isdir(cand):
-            return os.path.abspath(cand)
-    return os.path.abspath(os.path.join(here, "..", "..", "..", "..", "shared", "fixtures"))
+    starts = [os.path.dirname(os.path.abspath(__file__)), os.getcwd()]
+    for start in starts:
+        d = start
+        for _ in range(7):
+            cand = os.path.join(d, "shared", "fixtures")
+            if os.path.isdir(cand):
+                return os.path.abspath(cand)
+            d = os.path.dirname(d)
+    return "/work/shared/fixtures"
 
 
 def load_expected(npz_path: str) -> dict[str, Any]:
