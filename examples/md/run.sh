@@ -22,7 +22,13 @@ PY
     && dpconv test -m graph.pth -s ../00.data/validation_data -n 40)
 
 # conf.lmp: the first AIMD frame through dpconv's lammps/lmp writer, types in the model's order (H C)
-dpconv convert -i cp2k/aimd_output "$here/../methane_cp2k" -o lammps/lmp 02.lmp/conf.lmp --type-map H,C
+python - "$here/../methane_cp2k" <<'PY'
+import sys
+import dpconv
+first = dpconv.read(sys.argv[1], "cp2k/aimd_output", type_map=["H", "C"])[0]
+first.to("lammps/lmp", "02.lmp/conf.lmp")
+print("wrote frame 0 to 02.lmp/conf.lmp (types 1=H, 2=C)")
+PY
 cp "$here/in.lammps" 01.train/graph.pth 02.lmp/
 cd 02.lmp
 if python -c "import sys; from importlib.metadata import entry_points as e; sys.exit(any(p.name == 'deepmd' for p in e(group='lammps.plugins')))"; then
