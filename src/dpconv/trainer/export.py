@@ -137,12 +137,13 @@ class FrozenModel(nn.Module):
         cells: torch.Tensor | None = None
         if box is not None:
             cells = box.reshape(nf, 3, 3).to(x.dtype)
-        nlist, shifts = build_neighbors(x.detach(), cells, t, self.rcut, self.sel)
-        rij = pair_vectors(x.detach(), cells, nlist, shifts).detach()
-        rij.requires_grad_(True)
-        nc = nlist.shape[2]
-        rep = pair_representatives(nlist, shifts, t) + (torch.arange(nf, device=x.device) * (n * nc)).view(nf, 1, 1)
-        out = self.model.from_pairs(rij, nlist, t, counts, False, rep)
+        with torch.no_grad():
+            nlist, shifts = build_neighbors(x.detach(), cells, t, self.rcut, self.sel)
+            rij = pair_vectors(x.detach(), cells, nlist, shifts)
+            nc = nlist.shape[2]
+            rep = pair_representatives(nlist, shifts, t) + (torch.arange(nf, device=x.device) * (n * nc)).view(nf, 1, 1)
+        # first derivatives by hand (EnergyModel.energy_grad): no autograd graph
+        out = self.model.from_pairs_inference(rij, nlist, t, counts, rep)
         return {
             "energy": out["energy"].detach().reshape(nf, 1),
             "atom_energy": out["atom_energy"].detach()[:, inv].reshape(nf, n, 1),
@@ -214,12 +215,13 @@ class FrozenModel(nn.Module):
         mask = nl >= 0
         jn = nl.clamp(min=0)
         rij = (x[jn] - x[order].unsqueeze(1)).unsqueeze(0)
-        rij.requires_grad_(True)
-        ae = self.model.atomic_energy(rij, mask.unsqueeze(0), ts, counts).reshape(1, nlocal)
+        if self.model.descriptor.type_one_side:
+            ae, g0 = self.model.autograd_energy_grad(rij, mask.unsqueeze(0), ts, counts)
+        else:
+            with torch.no_grad():  # first derivatives by hand (EnergyModel.energy_grad): no autograd graph
+                ae, g0 = self.model.energy_grad(rij, mask.unsqueeze(0), ts, counts)
+        ae = ae.reshape(1, nlocal)
         energy = ae.sum(dim=1)
-        grads = torch.autograd.grad([energy.sum()], [rij])
-        g0 = grads[0]
-        assert g0 is not None
         g = g0[0] * mask.unsqueeze(-1).to(g0.dtype)
         r = rij.detach()[0]
         nc = nl.shape[1]

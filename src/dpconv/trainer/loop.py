@@ -19,6 +19,7 @@ from dpconv.trainer.config import normalize, resolve_seed
 from dpconv.trainer.data import Sampler, SystemData, batch_size_for, expand_systems, resolve_sel
 from dpconv.trainer.dist import average_gradients, init_distributed, resolve_device
 from dpconv.trainer.model import DTYPES, EnergyModel, compute_energy_bias, compute_env_stats
+from dpconv.trainer.nn.neighbor import pair_vectors
 
 Log = Callable[[str], None]
 
@@ -309,6 +310,13 @@ class Trainer:
             rep=batch.get("rep"),
         )
 
+    def _predict_inference(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """As :meth:`_predict`, with hand-written first derivatives (no autograd graph)."""
+        m = self.model
+        with torch.no_grad():
+            rij = pair_vectors(batch["coords"], batch["cells"], batch["nlist"], batch["shifts"])
+        return m.from_pairs_inference(rij, batch["nlist"], batch["atype"], batch["counts"], batch.get("rep"))
+
     def validate(self, lr: float) -> dict[str, float] | None:
         if self.val_sampler is None:
             return None
@@ -317,7 +325,7 @@ class Trainer:
         wsum = 0.0
         for _ in range(max(nb, 1)):
             _, b = self.val_sampler.next()
-            pred = self._predict(b, create_graph=False)
+            pred = self._predict_inference(b)
             _, more = self.loss(pred, b, lr)
             w = float(b["natoms"])
             for k, v in more.items():

@@ -12,7 +12,7 @@ frozen model take care of that.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -109,6 +109,60 @@ class EnergyModel(nn.Module):
         grads = torch.autograd.grad([energy.sum()], [rij], create_graph=create_graph)
         g = grads[0]
         assert g is not None
+        return self._outputs(ae, g, rij, nlist)
+
+    def energy_grad(
+        self,
+        rij: torch.Tensor,
+        mask: torch.Tensor,
+        atype: torch.Tensor,
+        counts: List[int],
+        rep: torch.Tensor | None = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Atomic energies and ``g = ∂E/∂rij`` with hand-written first derivatives (no autograd graph;
+        inference only, equal to the autograd result to rounding). Not for ``type_one_side``."""
+        d, t, cache, ycache = self.descriptor.forward_cache(rij, mask, atype, counts, rep)
+        ae, dd = self.fitting.energy_grad(d, counts)
+        g = self.descriptor.backward_rij(dd, t, cache, ycache, rij, mask, atype, counts)
+        return ae, g
+
+    def autograd_energy_grad(
+        self,
+        rij: torch.Tensor,
+        mask: torch.Tensor,
+        atype: torch.Tensor,
+        counts: List[int],
+        rep: torch.Tensor | None = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`energy_grad` by autograd (call with grad mode on)."""
+        r = rij.detach()
+        r.requires_grad_(True)
+        ae = self.atomic_energy(r, mask, atype, counts, rep)
+        grads = torch.autograd.grad([ae.sum()], [r])
+        g = grads[0]
+        assert g is not None
+        return ae.detach(), g
+
+    def from_pairs_inference(
+        self,
+        rij: torch.Tensor,
+        nlist: torch.Tensor,
+        atype: torch.Tensor,
+        counts: List[int],
+        rep: torch.Tensor | None = None,
+    ) -> Dict[str, torch.Tensor]:
+        """:meth:`from_pairs` for inference: same outputs, no autograd (see :meth:`energy_grad`)."""
+        if self.descriptor.type_one_side:
+            ae, g = self.autograd_energy_grad(rij, nlist >= 0, atype, counts, rep)
+        else:
+            with torch.no_grad():
+                ae, g = self.energy_grad(rij, nlist >= 0, atype, counts, rep)
+        return self._outputs(ae, g, rij, nlist)
+
+    def _outputs(
+        self, ae: torch.Tensor, g: torch.Tensor, rij: torch.Tensor, nlist: torch.Tensor
+    ) -> Dict[str, torch.Tensor]:
+        energy = ae.sum(dim=1)
         nf, n, nc = nlist.shape[0], nlist.shape[1], nlist.shape[2]
         base = (torch.arange(nf, device=nlist.device) * n).view(nf, 1, 1)
         idx = (nlist.clamp(min=0) + base).reshape(-1)

@@ -5,15 +5,17 @@ neighbour slots come in type blocks of ``sel[t]``, so every (centre type,
 neighbour type) embedding net works on one contiguous slice: no masks, no
 gathers.
 """
+# pyright: reportCallIssue=false, reportArgumentType=false, reportOperatorIssue=false
+# (nn.Module attributes are typed Tensor | Module by torch's stubs; they are tensors here)
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Tuple
 
 import torch
 from torch import nn
 
-from dpconv.trainer.nn.env import env_matrix
+from dpconv.trainer.nn.env import env_matrix, env_matrix_grad
 from dpconv.trainer.nn.networks import mlp
 
 
@@ -57,6 +59,15 @@ class SeA(nn.Module):
         self.register_buffer("davg", torch.zeros(ntypes, self.nnei, 4, dtype=dtype))
         self.register_buffer("dstd", torch.ones(ntypes, self.nnei, 4, dtype=dtype))
 
+    def _used(self, mask: torch.Tensor, s0: int, s1: int) -> int:
+        """End of the used slots of block ``s0:s1`` (last real neighbour + 1 over the batch): the
+        slots after it are empty for every centre and are accounted for by the padding term."""
+        mk = mask[..., s0:s1]
+        if mk.numel() == 0:
+            return s0
+        pos = torch.arange(1, s1 - s0 + 1, device=mask.device)
+        return s0 + int((mk * pos).amax())
+
     @property
     def dim_out(self) -> int:
         return self.dim_emb * self.axis_neuron
@@ -98,6 +109,9 @@ class SeA(nn.Module):
                 a0, a1 = aoff[ti], aoff[ti + 1]
             if a1 > a0:
                 s0, s1 = self.sel_offsets[tj], self.sel_offsets[tj + 1]
+                ns = s1 - s0
+                if not self.type_one_side:
+                    s1 = self._used(mask[:, a0:a1], s0, s1)
                 rr = env[:, a0:a1, s0:s1, :]
                 if self.type_one_side:
                     g = net(rr[..., :1])
@@ -120,7 +134,7 @@ class SeA(nn.Module):
                         g[mk] = net(sp)
                     rpad = -self.davg[ti, s0] / self.dstd[ti, s0]  # pyright: ignore  (registered buffer)
                     gpad = net(rpad[:1].reshape(1, 1))
-                    npad = ((s1 - s0) - mk.sum(dim=-1)).to(rij.dtype)
+                    npad = (ns - mk.sum(dim=-1)).to(rij.dtype)
                     part = torch.matmul(rr.transpose(-1, -2), g) + npad.reshape(nf, a1 - a0, 1, 1) * (
                         rpad.unsqueeze(-1) * gpad
                     )
@@ -132,3 +146,116 @@ class SeA(nn.Module):
         t = torch.cat(tblocks, dim=1) * (1.0 / self.nnei)
         d = torch.matmul(t.transpose(-1, -2), t[..., : self.axis_neuron])  # (nf, N, M1, M2)
         return d.reshape(nf, n, self.dim_emb * self.axis_neuron)
+
+    # -- inference: forward keeping caches + hand-written first derivative (no autograd) ---------
+    def forward_cache(
+        self,
+        rij: torch.Tensor,
+        mask: torch.Tensor,
+        atype: torch.Tensor,
+        counts: List[int],
+        rep: torch.Tensor | None = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor], List[List[torch.Tensor]]]:
+        """As :meth:`forward` (``type_one_side`` false), also returning ``T`` and the per-net caches
+        that :meth:`backward_rij` needs. Call without autograd (``torch.no_grad``)."""
+        nf, n = rij.shape[0], rij.shape[1]
+        env = (self.raw_env(rij, mask) - self.davg[atype]) / self.dstd[atype]  # pyright: ignore  (registered buffer)
+        nt = self.ntypes
+        aoff = [0]
+        for c in counts:
+            aoff.append(aoff[-1] + c)
+        t = torch.zeros(nf, n, 4, self.dim_emb, dtype=rij.dtype, device=rij.device)
+        cache: List[torch.Tensor] = []  # per net: g (full block), idx (or empty), canon (or empty)
+        ycache: List[List[torch.Tensor]] = []
+        empty = torch.zeros(0, dtype=torch.long, device=rij.device)
+        for k, net in enumerate(self.nets):
+            ti = k % nt
+            tj = k // nt
+            a0, a1 = aoff[ti], aoff[ti + 1]
+            if a1 > a0:
+                s0, s1 = self.sel_offsets[tj], self.sel_offsets[tj + 1]
+                ns = s1 - s0
+                s1 = self._used(mask[:, a0:a1], s0, s1)
+                rr = env[:, a0:a1, s0:s1, :]
+                mk = mask[:, a0:a1, s0:s1]
+                g = torch.zeros(nf, a1 - a0, s1 - s0, self.dim_emb, dtype=rij.dtype, device=rij.device)
+                sp = rr[..., :1][mk]
+                if rep is not None and ti == tj:
+                    nflat = n * self.nnei
+                    own = torch.arange(nf * nflat, device=rij.device).view(nf, n, self.nnei)
+                    own_p = own[:, a0:a1, s0:s1][mk]
+                    rep_p = rep[:, a0:a1, s0:s1][mk]
+                    canon = own_p == rep_p
+                    idx = torch.searchsorted(own_p[canon], rep_p)
+                    gc, ys = net.fwd_cache(sp[canon])
+                    g[mk] = gc[idx]
+                    cache += [g, idx, canon]
+                else:
+                    gc, ys = net.fwd_cache(sp)
+                    g[mk] = gc
+                    cache += [g, empty, empty]
+                ycache.append(ys)
+                rpad = -self.davg[ti, s0] / self.dstd[ti, s0]  # pyright: ignore  (registered buffer)
+                gpad = net(rpad[:1].reshape(1, 1))
+                npad = (ns - mk.sum(dim=-1)).to(rij.dtype)
+                t[:, a0:a1] += torch.matmul(g.transpose(-1, -2), rr).transpose(-1, -2) + npad.reshape(
+                    nf, a1 - a0, 1, 1
+                ) * (rpad.unsqueeze(-1) * gpad)
+            else:
+                cache += [empty, empty, empty]
+                ycache.append([empty])
+        t = t * (1.0 / self.nnei)
+        d = torch.matmul(t.transpose(-1, -2), t[..., : self.axis_neuron])  # (nf, N, M1, M2)
+        cache.append(env)
+        return d.reshape(nf, n, self.dim_emb * self.axis_neuron), t, cache, ycache
+
+    def backward_rij(
+        self,
+        dd: torch.Tensor,
+        t: torch.Tensor,
+        cache: List[torch.Tensor],
+        ycache: List[List[torch.Tensor]],
+        rij: torch.Tensor,
+        mask: torch.Tensor,
+        atype: torch.Tensor,
+        counts: List[int],
+    ) -> torch.Tensor:
+        """``∂L/∂rij`` from ``dd = ∂L/∂D`` (nf, N, M1·M2) and :meth:`forward_cache`'s outputs."""
+        nf, n = rij.shape[0], rij.shape[1]
+        m2 = self.axis_neuron
+        dd = dd.reshape(nf, n, self.dim_emb, m2)
+        dt = torch.matmul(t[..., :m2], dd.transpose(-1, -2))  # (nf, N, 4, M1)
+        dt[..., :m2] += torch.matmul(t, dd)
+        dt = dt * (1.0 / self.nnei)
+        env = cache[-1]
+        denv = torch.zeros_like(env)
+        nt = self.ntypes
+        aoff = [0]
+        for c in counts:
+            aoff.append(aoff[-1] + c)
+        for k, net in enumerate(self.nets):
+            ti = k % nt
+            tj = k // nt
+            a0, a1 = aoff[ti], aoff[ti + 1]
+            if a1 > a0:
+                g, idx, canon = cache[3 * k], cache[3 * k + 1], cache[3 * k + 2]
+                s0 = self.sel_offsets[tj]
+                s1 = s0 + g.shape[2]
+                rr = env[:, a0:a1, s0:s1, :]
+                mk = mask[:, a0:a1, s0:s1]
+                dpart = dt[:, a0:a1]  # (nf, na, 4, M1)
+                # products with a dimension of 4 are fastest with the 4 as the gemm's M
+                blk = torch.matmul(dpart, g.transpose(-1, -2)).transpose(-1, -2)  # (nf, na, ns, 4)
+                dg = torch.matmul(dpart.transpose(-1, -2), rr.transpose(-1, -2)).transpose(-1, -2)[mk]  # (P, M1)
+                if canon.numel() > 0:
+                    dgc = torch.zeros(int(canon.sum()), dg.shape[1], dtype=dg.dtype, device=dg.device)
+                    dgc.index_add_(0, idx, dg)
+                    dsc = net.bwd(dgc, ycache[k])
+                    ds = torch.zeros(dg.shape[0], 1, dtype=dg.dtype, device=dg.device)
+                    ds[canon] = dsc
+                else:
+                    ds = net.bwd(dg, ycache[k])
+                blk[..., 0] += torch.zeros_like(mk, dtype=dg.dtype).masked_scatter(mk, ds.reshape(-1))
+                denv[:, a0:a1, s0:s1] = blk
+        draw = denv / self.dstd[atype]  # pyright: ignore  (registered buffer)
+        return env_matrix_grad(rij, mask, draw, self.rcut_smth, self.rcut, self.env_protection)

@@ -26,3 +26,27 @@ def env_matrix(
     weight = switch(r, rcut_smth, rcut) * m.to(rij.dtype)
     inv = weight / rp
     return torch.cat([inv, safe * (inv / rp)], dim=-1)
+
+
+def env_matrix_grad(
+    rij: torch.Tensor, mask: torch.Tensor, draw: torch.Tensor, rcut_smth: float, rcut: float, protection: float = 0.0
+) -> torch.Tensor:
+    """``∂L/∂rij`` (..., 3) from ``draw = ∂L/∂env_matrix`` (..., 4): the hand-written first derivative
+    of :func:`env_matrix` (inference; zero on padded slots, as autograd gives)."""
+    m = mask.unsqueeze(-1)
+    mf = m.to(rij.dtype)
+    safe = torch.where(m, rij, torch.ones_like(rij))
+    r = torch.linalg.vector_norm(safe, dim=-1, keepdim=True)
+    rp = r + protection
+    width = rcut - rcut_smth
+    u = (r.clamp(rcut_smth, rcut) - rcut_smth) / width
+    w = (u * u * u * (u * (15.0 - 6.0 * u) - 10.0) + 1.0) * mf
+    omu = 1.0 - u
+    dw = (u * omu) * (u * omu) * (-30.0 / width) * mf
+    f0 = w / rp
+    f1 = f0 / rp
+    df0 = (dw - f0) / rp
+    df1 = (dw / rp - 2.0 * f1) / rp
+    dk = draw[..., 1:]
+    dr = draw[..., :1] * df0 + (dk * safe).sum(dim=-1, keepdim=True) * df1
+    return dk * f1 + safe * (dr / r)

@@ -1,8 +1,10 @@
 """Energy fitting: one net per atom type, applied to that type's contiguous atoms (notes §7)."""
+# pyright: reportCallIssue=false, reportArgumentType=false, reportOperatorIssue=false
+# (nn.Module attributes are typed Tensor | Module by torch's stubs; they are tensors here)
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Tuple
 
 import torch
 from torch import nn
@@ -43,3 +45,20 @@ class EnergyFitting(nn.Module):
                 outs.append(net(d[:, a0:a1]).squeeze(-1) + self.out_bias[t])  # pyright: ignore  (registered buffer)
             a0 = a1
         return torch.cat(outs, dim=1)
+
+    def energy_grad(self, d: torch.Tensor, counts: List[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Atomic energies (nf, N) and ``∂(Σ E_i)/∂D`` (nf, N, dim), without autograd."""
+        nf = d.shape[0]
+        outs: List[torch.Tensor] = []
+        grads: List[torch.Tensor] = []
+        a0 = 0
+        for t, net in enumerate(self.nets):
+            a1 = a0 + counts[t]
+            if a1 > a0:
+                x = d[:, a0:a1].reshape(nf * (a1 - a0), d.shape[2])
+                e, ys = net.fwd_cache(x)
+                outs.append(e.reshape(nf, a1 - a0) + self.out_bias[t])  # pyright: ignore  (registered buffer)
+                gin = net.bwd(torch.ones_like(e), ys)
+                grads.append(gin.reshape(nf, a1 - a0, d.shape[2]))
+            a0 = a1
+        return torch.cat(outs, dim=1), torch.cat(grads, dim=1)
