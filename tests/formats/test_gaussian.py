@@ -10,7 +10,7 @@ import pytest
 
 from dpconv import LabeledSystem
 from dpconv.errors import DpconvError, ParseError
-from dpconv.testing import assert_systems_equal, load_expected
+from dpconv.testing import BAD_INPUTS, assert_systems_equal, load_expected
 from tests.conftest import fixture_path
 
 LOG = ("gaussian_log_methane", "methane.gaussianlog")
@@ -178,11 +178,7 @@ def test_streams_in_blocks(monkeypatch) -> None:
 @pytest.mark.parametrize("fmt", ["gaussian/log", "gaussian/md"])
 @pytest.mark.parametrize(
     ("name", "content"),
-    [
-        ("empty.log", b""),
-        ("garbage.log", bytes(range(256)) * 40),
-        ("poscar.log", b"Si\n1.0\n5.43 0 0\n0 5.43 0\n0 0 5.43\nSi\n2\nDirect\n0 0 0\n0.25 0.25 0.25\n"),
-    ],
+    [(f"{stem}.log", content) for stem, content in BAD_INPUTS],
 )
 def test_bad_input(tmp_path, fmt: str, name: str, content: bytes) -> None:
     p = tmp_path / name

@@ -10,7 +10,7 @@ import pytest
 
 from dpconv import LabeledSystem, System, units
 from dpconv.errors import ParseError
-from dpconv.testing import assert_systems_equal, load_expected
+from dpconv.testing import BAD_INPUTS, assert_systems_equal, load_expected
 from tests.conftest import fixture_path
 
 SP = ("siesta_output_ch4", "siesta_output", "siesta/output")
@@ -194,11 +194,7 @@ def test_single_point_cut_is_an_error(tmp_path) -> None:
 @pytest.mark.parametrize("fmt", ["siesta/output", "siesta/aimd_output"])
 @pytest.mark.parametrize(
     ("name", "content"),
-    [
-        ("empty.out", b""),
-        ("garbage.out", bytes(range(256)) * 40),
-        ("poscar.out", b"Si\n1.0\n5.43 0 0\n0 5.43 0\n0 0 5.43\nSi\n2\nDirect\n0 0 0\n0.25 0.25 0.25\n"),
-    ],
+    [(f"{stem}.out", content) for stem, content in BAD_INPUTS],
 )
 def test_bad_input(tmp_path, fmt: str, name: str, content: bytes) -> None:
     p = tmp_path / name

@@ -15,6 +15,14 @@ import numpy as np
 
 ARRAY_KEYS = ("cells", "coords", "energies", "forces", "virials")
 
+#: Inputs every text reader must refuse with a ParseError: (stem, bytes) — an empty file, binary
+#: garbage, and another code's file (a VASP POSCAR).
+BAD_INPUTS: tuple[tuple[str, bytes], ...] = (
+    ("empty", b""),
+    ("garbage", bytes(range(256)) * 40),
+    ("poscar", b"Si\n1.0\n5.43 0 0\n0 5.43 0\n0 0 5.43\nSi\n2\nDirect\n0 0 0\n0.25 0.25 0.25\n"),
+)
+
 
 def fixtures_dir() -> str:
     """The shared fixture corpus: ``$DPCONV_FIXTURES``, else ``shared/fixtures`` beside the
