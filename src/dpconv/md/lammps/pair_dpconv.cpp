@@ -19,6 +19,8 @@
 #include <torch/script.h>
 #include <ATen/Parallel.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -26,6 +28,26 @@
 #include <limits>
 
 using namespace LAMMPS_NS;
+
+// libtorch's matrix products go through the exported dgemm_; where another library in the
+// process (lmp's liblammps.so ships a reference BLAS) takes the name first, they run unoptimised.
+extern "C" void dgemm_() __attribute__((weak));
+
+/* The library dgemm_ binds to from here (and from libtorch, loaded beside this library) when it
+ * is not libtorch_cpu's own; "" when it is, or when there is nothing to compare. */
+static std::string foreign_blas()
+{
+  void *bound = (void *) &dgemm_;
+  if (bound == nullptr) return "";
+  void *h = dlopen("libtorch_cpu.so", RTLD_NOW | RTLD_NOLOAD);
+  if (h == nullptr) return "";
+  void *own = dlsym(h, "dgemm_");
+  dlclose(h);
+  if (own == nullptr || own == bound) return "";
+  Dl_info info;
+  if (dladdr(bound, &info) != 0 && info.dli_fname != nullptr) return info.dli_fname;
+  return "another library";
+}
 
 namespace LAMMPS_NS {
 struct DPConvModels {
@@ -117,6 +139,12 @@ void PairDPConv::settings(int narg, char **arg)
     }
     impl->modules.push_back(mod);
   }
+  std::string blas = foreign_blas();
+  if (!blas.empty() && comm->me == 0)
+    error->warning(FLERR,
+                   "pair_style dpconv: torch's BLAS (dgemm_) binds to {}, model evaluation will be about 3x "
+                   "slower; load dpconvplugin.so (it isolates torch), not dpconv_pair.so",
+                   blas);
   nmodels_comm = model_files.size() > 1 ? (int) model_files.size() : 0;
   comm_reverse = 3 * nmodels_comm;
   if (nmodels_comm && comm->me == 0) {
