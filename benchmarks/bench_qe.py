@@ -4,11 +4,13 @@ Inputs are built in a temporary directory from real files:
 
 * ``scf/``: ``--files`` copies (default 2000) of our own pw.x 6.7 single-point
   output ``tests/data/qe/h2o_scf.out`` with its ``.in``: the common workload (a
-  dataset of many SCF labels), and the like-for-like row. dpconv converts the
-  list of outputs with one ``dpconv.convert(paths, OUT, in_fmt="qe/pw/scf")``
-  (or reads each into a LabeledSystem); dpdata reads them with
-  ``MultiSystems.from_dir(dir, "*.out", fmt="qe/pw/scf")`` (then ``.to`` npy)
-  or a loop of ``dpdata.LabeledSystem``. Here the per-file overhead is measured.
+  dataset of many SCF labels), and the like-for-like row. Row (a): a loop of
+  ``dpconv.LabeledSystem(path, fmt="qe/pw/scf")`` against the same loop of
+  ``dpdata.LabeledSystem``. Row (b): one ``dpconv.convert(paths, OUT,
+  in_fmt="qe/pw/scf")`` to deepmd/npy against dpdata's
+  ``MultiSystems.from_dir(dir, "*.out", fmt="qe/pw/scf")`` then ``.to`` npy.
+  Here the per-file overhead is measured; both rows are printed again in
+  microseconds per file at the end.
 * ``relax.out`` (+ ``relax.in``): our own pw.x 6.7 relax of CH4
   (``tests/data/qe/ch4_relax.out``, 5 ionic steps): the header is kept and the
   text from the first ``!    total energy`` line to the end is repeated. dpconv
@@ -102,9 +104,26 @@ def _scf_cases(folder: str, imp_c: str, imp_d: str) -> list[Case]:
         "ms.to('deepmd/npy', OUT)\nNFRAMES = ms.get_nframes()\n"
     )
     return [
-        Case("qe/pw/scf N files", folder, read_c, read_d, imp_c, imp_d),
-        Case("  convert -> npy", folder, conv_c, conv_d, imp_c, imp_d),
+        Case(SCF_READ, folder, read_c, read_d, imp_c, imp_d),
+        Case(SCF_CONVERT, folder, conv_c, conv_d, imp_c, imp_d),
     ]
+
+
+SCF_READ = "(a) scf: N x System"  # a loop of LabeledSystem(path) against dpdata's loop
+SCF_CONVERT = "(b) scf: convert N"  # one convert(paths) against from_dir + to deepmd/npy
+
+
+def _per_file(rows: list[dict], nfiles: int) -> None:
+    """The many-files rows again, in microseconds per file (medians over the repeats)."""
+    import statistics
+
+    for name in (SCF_READ, SCF_CONVERT):
+        done = [r for r in rows if r["name"] == name and "speedup" in r]
+        if not done:
+            continue
+        c = statistics.median(r["dpconv"]["seconds"] for r in done) / nfiles * 1e6
+        d = statistics.median(r["dpdata"]["seconds"] for r in done) / nfiles * 1e6
+        print(f"{name}: dpconv {c:.0f} us/file, dpdata {d:.0f} us/file, {d / c:.2f}x (median of {len(done)})")
 
 
 def _imports(cold: bool) -> tuple[str, str]:
@@ -157,7 +176,9 @@ def main() -> None:
             print(f"built {prefix}.{{in,pos,for,evp}} ({cp_mb:.0f} MB; the 'input MB' column shows 0 for the prefix)")
             cases += _cases(prefix, "qe/cp/traj", "qe/cp/traj", args.cold)
         print()
-        run_cases([c for c in cases for _ in range(max(1, args.repeat))], workdir=tmp)
+        rows = run_cases([c for c in cases for _ in range(max(1, args.repeat))], workdir=tmp)
+        print()
+        _per_file(rows, args.files)
 
 
 if __name__ == "__main__":

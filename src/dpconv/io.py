@@ -42,7 +42,11 @@ def _check_exists(path: PathLike) -> str:
 def iter_blocks(path: PathLike, fmt: str = "auto", **kwargs: Any) -> Iterator[dict[str, Any]]:
     """The raw frame blocks (data dicts) a reader yields for ``path``."""
     p = _check_exists(path) if "://" not in os.fspath(path) else os.fspath(path)
-    info = registry.resolve(fmt, p, "read")
+    yield from _read_blocks(p, registry.resolve(fmt, p, "read"), kwargs)
+
+
+def _read_blocks(p: str, info: registry.FormatInfo, kwargs: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """:func:`iter_blocks` for a path already checked and its format already resolved."""
     reader = registry.function(info, "read")
     try:
         yield from reader(p, **kwargs)  # type: ignore[misc]
@@ -80,7 +84,7 @@ def read_data(path: PathLike, fmt: str = "auto", *, labeled: bool | None = False
     info = registry.resolve(fmt, p, "read")
     if labeled:
         _check_model(info, labeled, p)
-    blocks = [_fit(b, labeled) for b in iter_blocks(p, info.name, **kwargs)]
+    blocks = [_fit(b, labeled) for b in _read_blocks(p, info, kwargs)]
     if labeled and blocks:
         missing = [k for k in ("energies", "forces") if not all(k in b for b in blocks)]
         if missing:
@@ -154,7 +158,7 @@ def iread(
     info = registry.resolve(fmt, p, "read")
     if labeled:
         _check_model(info, labeled, p)
-    blocks = (_fit(b, labeled) for b in iter_blocks(p, info.name, **kwargs))
+    blocks = (_fit(b, labeled) for b in _read_blocks(p, info, kwargs))
     for data in _rechunk(blocks, chunk_size, bool(labeled)):
         if labeled is None:
             labeled = _has_labels(data)
@@ -365,7 +369,7 @@ def convert(
     for info, p in zip(infos, paths):
         if info.multi and not hasattr(info.load(), "read"):
             raise DpconvError(f"{p}: {info.name} holds several systems; read it with MultiSystems.from_file")
-        it = (_fit(b, labeled) for b in iter_blocks(p, info.name, **read_kwargs))
+        it = (_fit(b, labeled) for b in _read_blocks(p, info, read_kwargs))
         first = next(it, None)
         if first is None or len(first["coords"]) == 0:
             first = None
@@ -386,16 +390,16 @@ def convert(
 
     groups: dict[str, list[tuple[dict[str, Any], Iterator[dict[str, Any]]]]] = {}
     for first, it in peeked:
-        formula = System.from_data(_map_types(first, names), validate=False).formula
-        groups.setdefault(formula, []).append((first, it))
+        mapped = _map_types(first, names)  # names is final now: the first block is mapped once, here
+        formula = System.from_data(mapped, validate=False).formula
+        groups.setdefault(formula, []).append((mapped, it))
 
     counts: dict[str, int] = {}
 
     def stream(formula: str) -> Iterator[dict[str, Any]]:
         counts[formula] = 0
-        for first, it in groups[formula]:
-            for b in _chain(first, it):
-                b = _map_types(b, names)
+        for mapped, it in groups[formula]:
+            for b in _chain(mapped, (_map_types(b, names) for b in it)):
                 counts[formula] += len(b["coords"])
                 if progress is not None:
                     progress(len(b["coords"]))

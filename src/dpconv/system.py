@@ -83,6 +83,13 @@ def concatenate_data(blocks: Sequence[Mapping[str, Any]], labeled: bool) -> dict
     if not blocks:
         return _empty_data(labeled)
     first = blocks[0]
+    if len(blocks) == 1:  # what the code below gives for one block, without its per-call cost
+        frame_keys = schema.frame_fields(first)
+        out = {k: v for k, v in first.items() if k not in frame_keys}
+        out["atom_names"] = list(first["atom_names"])
+        for k in frame_keys:
+            out[k] = np.asarray(first[k])
+        return out
     names = list(first["atom_names"])
     for b in blocks[1:]:
         for n in b["atom_names"]:
@@ -95,9 +102,10 @@ def concatenate_data(blocks: Sequence[Mapping[str, Any]], labeled: bool) -> dict
             raise SchemaError(f"cannot join block {i}: its atoms differ (atom_types) from the first block's")
         if bool(b.get("nopbc", False)) != bool(first.get("nopbc", False)):
             raise SchemaError(f"cannot join block {i}: nopbc differs from the first block's")
-    out = {k: v for k, v in mapped[0].items() if k not in schema.frame_fields(mapped[0])}
+    frame_keys = schema.frame_fields(mapped[0])  # once: it copies the field table
+    out = {k: v for k, v in mapped[0].items() if k not in frame_keys}
     out["atom_names"] = names
-    keys = [k for k in schema.frame_fields(mapped[0]) if all(k in b for b in mapped)]
+    keys = [k for k in frame_keys if all(k in b for b in mapped)]
     for k in keys:
         # one block: no copy (the caller owns the reader's arrays); else one concatenation
         out[k] = np.asarray(mapped[0][k]) if len(mapped) == 1 else np.concatenate([b[k] for b in mapped], axis=0)

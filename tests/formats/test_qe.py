@@ -9,6 +9,7 @@ documents what dpdata does.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import warnings
@@ -392,6 +393,107 @@ ATOMIC_POSITIONS crystal
     assert names == ["X"]
     np.testing.assert_allclose(np.linalg.norm(cell, axis=1), [3, 4, 5], atol=1e-12)
     np.testing.assert_allclose(coords[0], cell.sum(0) / 2, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "expected"),
+    [
+        (["a", "=", "1", "b", "=", "2.5d0"], {"a": 1, "b": 2.5}),  # the usual pairs (read off at once)
+        (["a", "=", "1", ",", "b", "=", "'x y'", ","], {"a": 1, "b": "x y"}),  # commas between pairs
+        (["a", "=", ",", "1"], {"a": 1}),  # a comma after '=' is skipped
+        (["a", "=", "1", "2", "b", "=", ".t."], {"a": [1, 2], "b": True}),  # several values
+        (["'A B'", "=", "1"], {"'ab'": 1}),  # a quoted key loses its spaces (not its quotes)
+        (["a", "=", "1", "a", "=", "2"], {"a": 2}),  # the last one wins
+    ],
+)
+def test_namelist_assignments(tokens, expected):
+    assert pwinput._assignments(tokens, "p", "nl") == expected
+
+
+@pytest.mark.parametrize(
+    ("tokens", "message"),
+    [
+        (["a", ",", "=", "1"], "'key = value' pairs in &nl, got 'a'"),  # a comma before '='
+        (["a", "=", "b", "=", "1"], "a value for 'a' in &nl"),
+        (["a", "=", "1", "=", "2"], "a value for 'a' in &nl"),  # '1' is taken for the next key
+        (["x"], "'key = value' pairs in &nl, got 'x'"),
+    ],
+)
+def test_namelist_assignment_errors(tokens, message):
+    with pytest.raises(ParseError, match=re.escape(message)):
+        pwinput._assignments(tokens, "p", "nl")
+
+
+def test_namelist_lines():
+    """A namelist may end on its own line, and a '/' in a quoted string or a comment does not end it."""
+    text = (
+        "&control prefix='a/b' /\n"
+        "&system\n  nat = 1, ntyp = 1 ! a / comment\n\n  ibrav = 1 celldm(1) = 10.0 /\n"
+        "&electrons\n conv_thr = 1d-8\n/ ignored\n"
+        "ATOMIC_POSITIONS {bohr}\n X 1 2 3\n\n cell_parameters\n 1 0 0\n"
+    )
+    inp = pwinput.parse_input(text)
+    assert inp.namelists == {
+        "control": {"prefix": "a/b"},
+        "system": {"nat": 1, "ntyp": 1, "ibrav": 1, "celldm(1)": 10.0},
+        "electrons": {"conv_thr": 1e-8},
+    }
+    assert inp.cards["ATOMIC_POSITIONS"].lines == ["X 1 2 3"] and inp.cards["ATOMIC_POSITIONS"].line == 9
+    assert inp.cards["CELL_PARAMETERS"].option == "" and inp.cards["CELL_PARAMETERS"].line == 12
+    with pytest.raises(ParseError, match="namelist &system is not closed"):
+        pwinput.parse_input("&control\n/\n&system\n nat = 1\n 'a/b'\n")
+
+
+def test_input_with_crlf_and_latin1(tmp_path):
+    """The input is read as bytes: CRLF line ends and undecodable bytes read as in text mode."""
+    text = Path(own("h2o_scf.in")).read_bytes().replace(b"prefix = 'h2o_scf'", b"prefix = 'h\xe9'")
+    (tmp_path / "x.in").write_bytes(text.replace(b"\n", b"\r\n"))
+    shutil.copy(own("h2o_scf.out"), tmp_path / "x.out")
+    inp = pwinput.read_input(str(tmp_path / "x.in"))
+    assert inp.get("prefix") == "h\ufffd" and inp.cards["ATOMIC_POSITIONS"].line == 23
+    assert_systems_equal(read_pw(str(tmp_path / "x.out")).data, read_pw(own("h2o_scf.out")).data, atol=0)
+
+
+def test_types_of():
+    names, types, numbs = pwinput.types_of(["O", "H", "H", "C", "O"])
+    assert names == ["O", "H", "C"] and types.tolist() == [0, 1, 1, 2, 0] and numbs.tolist() == [2, 2, 1]
+    assert types.dtype == np.int64 and numbs.dtype == np.int64
+    names, types, numbs = pwinput.types_of([])
+    assert names == [] and types.shape == (0,) and numbs.shape == (0,)
+
+
+def test_find_newline_literal():
+    from dpconv.formats.qe.pw import _find, _offsets
+
+    buf = b"!a\n!b x! \n!c"
+    assert [_find(buf, b"\n!", i) for i in (0, 2, 3)] == [2, 2, 9] == [buf.find(b"\n!", i) for i in (0, 2, 3)]
+    assert _offsets(b"\n!", buf) == [2, 9] and _offsets(b"\n!", b"!") == [] and _offsets(b"\n!", b"\n!") == [0]
+    assert _find(buf, b"x!") == buf.find(b"x!")
+
+
+@pytest.mark.parametrize("chunk", [700, 4096, 1 << 15])
+def test_small_reads_equal_one_read(monkeypatch, chunk):
+    """Outputs longer than a read are cut at energy lines; whatever the read size, the frames are the same."""
+    from dpconv.formats.qe import pw
+
+    wholes = {name: read_pw(own(name + ".out")) for name in OWN_PW}
+    monkeypatch.setattr(pw, "READ_CHUNK", chunk)
+    for name in OWN_PW:
+        assert_systems_equal(read_pw(own(name + ".out")).data, wholes[name].data, atol=0)
+
+
+def test_one_frame_cell_helpers():
+    """The one-frame shortcuts of the determinant and of the triangular test give what the stacked code gives."""
+    from dpconv.formats.qe.pw import _det3
+
+    rng = np.random.default_rng(0)
+    cells = rng.normal(size=(4, 3, 3))
+    assert [float(_det3(c[None])[0]) for c in cells] == _det3(cells).tolist()
+    tri = np.array([[[2.0, 0, 0], [0.5, 3.0, 0], [0.1, 0.2, 4.0]]])
+    for cell, rotated in ((tri, False), (-tri, True), (cells[:1], True), (np.full((1, 3, 3), np.nan), True)):
+        data = {"cells": cell, "coords": np.zeros((1, 1, 3))}
+        rotate_lower_triangular(data)  # replaces the arrays when it rotates
+        assert (data["cells"] is not cell) == rotated
 
 
 def _angles(v):

@@ -15,6 +15,7 @@ printed) for one frame of a System.
 from __future__ import annotations
 
 import glob
+import itertools
 import math
 import os
 import re
@@ -46,8 +47,11 @@ CARDS = (
     "WANNIER_AC",
 )
 _CARD_RE = re.compile(r"^\s*(" + "|".join(CARDS) + r")\b\s*(.*)$", re.IGNORECASE)
+_CARD_STARTS = frozenset(c[:3] for c in CARDS)  # a stripped line can match _CARD_RE only if it starts so
 # a namelist token: a quoted string, '/', '=', ',' or a run of other characters
 _TOKEN_RE = re.compile(r"'[^']*'|\"[^\"]*\"|[=,/]|[^\s=,/'\"]+")
+# the same tokens over lines joined by newlines (a quoted string does not run on to the next line)
+_LINES_TOKEN_RE = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|[=,/]|[^\s=,/'\"]+")
 _FLOAT_FIX = str.maketrans("dD", "eE")
 _SPACE_RE = re.compile(r"\s+")
 
@@ -92,18 +96,25 @@ class PwInput:
         return [ln.split()[0] for ln in card.lines]
 
 
+_TRUE = frozenset((".true.", "t", ".t.", "true"))
+_FALSE = frozenset((".false.", "f", ".f.", "false"))
+
+
 def _value(tok: str) -> Any:
     if tok[:1] in "'\"":
         return tok[1:-1]
-    low = tok.lower()
-    if low in (".true.", "t", ".t.", "true"):
-        return True
-    if low in (".false.", "f", ".f.", "false"):
-        return False
-    try:
+    if tok.isdecimal():  # most integers, without the cost of a failed int() on every float
         return int(tok)
-    except ValueError:
-        pass
+    low = tok.lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    if "." not in tok:  # int() never takes a '.'
+        try:
+            return int(tok)
+        except ValueError:
+            pass
     try:
         return float(tok.translate(_FLOAT_FIX))
     except ValueError:
@@ -130,44 +141,72 @@ def parse_input(text: str, path: str = "<input>") -> PwInput:
     """Parse the text of a pw.x/cp.x input file."""
     namelists: dict[str, dict[str, Any]] = {}
     cards: dict[str, Card] = {}
-    current_nl: dict[str, Any] | None = None
-    nl_tokens: list[str] = []
-    nl_name = ""
     card: Card | None = None
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = _strip_comment(raw).strip()
+    if "!" in text or "#" in text:
+        lines = [_strip_comment(raw).strip() for raw in text.splitlines()]
+    else:  # no line needs the per-character comment scan
+        lines = [raw.strip() for raw in text.splitlines()]
+    n = len(lines)
+    i = 0
+    while i < n:
+        line = lines[i]
+        i += 1  # the 1-based number of this line
         if not line:
             continue
-        if current_nl is None and line.startswith("&"):
+        if line[0] == "&":
             nl_name = line[1:].split()[0].lower() if len(line) > 1 else ""
-            current_nl = namelists.setdefault(nl_name, {})
-            nl_tokens = []
-            line = line[1 + len(nl_name) :]
+            current = namelists.setdefault(nl_name, {})
             card = None
-        if current_nl is not None:
-            toks = _TOKEN_RE.findall(line)
-            if "/" in toks:
-                nl_tokens.extend(toks[: toks.index("/")])
-                current_nl.update(_assignments(nl_tokens, path, nl_name))
-                current_nl = None
-            else:
-                nl_tokens.extend(toks)
+            first = line = line[1 + len(nl_name) :]
+            end = i - 1  # the namelist ends on the first line (this one's rest included) with a '/' token
+            while True:
+                if "/" in line:
+                    toks = _TOKEN_RE.findall(line)
+                    if "/" in toks:
+                        break
+                end += 1
+                if end == n:
+                    raise ParseError(path, f"namelist &{nl_name} is not closed by '/'")
+                line = lines[end]
+            tokens = toks[: toks.index("/")]
+            if end >= i:  # the lines before the last, tokenized at once: no token crosses a line break
+                tokens = _LINES_TOKEN_RE.findall("\n".join([first, *lines[i:end]])) + tokens
+            current.update(_assignments(tokens, path, nl_name))
+            i = end + 1
             continue
-        m = _CARD_RE.match(line)
+        # the card regex only where a card name can start (not on the data lines of a card)
+        head = line[:3]
+        m = _CARD_RE.match(line) if not head.isascii() or head.upper() in _CARD_STARTS else None
         if m:
             name = m.group(1).upper()
             option = m.group(2).strip().strip("{}()").strip().lower()
-            card = Card(name, option, line=lineno)
+            card = Card(name, option, line=i)
             cards.setdefault(name, card)
-            continue
-        if card is not None:
+        elif card is not None:
             card.lines.append(line)
-    if current_nl is not None:
-        raise ParseError(path, f"namelist &{nl_name} is not closed by '/'")
     return PwInput(path, namelists, cards)
 
 
+def _key(tok: str) -> str:
+    return (_SPACE_RE.sub("", tok) if tok[:1] in "'\"" else tok).lower()  # other tokens hold no space
+
+
 def _assignments(tokens: list[str], path: str, nl_name: str) -> dict[str, Any]:
+    # the usual namelist, ``key = value`` pairs (commas between them ignored): pairs read off at once
+    if "," in tokens:
+        plain = [t for t in tokens if t != ","]
+        simple = all(b != "=" for a, b in itertools.pairwise(tokens) if a == ",")  # no comma before an '='
+    else:
+        plain, simple = tokens, True
+    npairs = len(plain) // 3
+    if (
+        simple
+        and len(plain) == 3 * npairs
+        and plain[1::3].count("=") == npairs
+        and "=" not in plain[0::3]
+        and "=" not in plain[2::3]
+    ):
+        return {_key(k): _value(v) for k, v in zip(plain[0::3], plain[2::3])}
     out: dict[str, Any] = {}
     i = 0
     key = ""
@@ -177,7 +216,7 @@ def _assignments(tokens: list[str], path: str, nl_name: str) -> dict[str, Any]:
             i += 1
             continue
         if i + 1 < len(tokens) and tokens[i + 1] == "=":
-            key = _SPACE_RE.sub("", tok).lower()
+            key = _key(tok)
             i += 2
             values = []
             while i < len(tokens) and not (i + 1 < len(tokens) and tokens[i + 1] == "="):
@@ -194,10 +233,12 @@ def _assignments(tokens: list[str], path: str, nl_name: str) -> dict[str, Any]:
 
 def read_input(path: str) -> PwInput:
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read()
+        with open(path, "rb", buffering=0) as fh:  # bytes decoded at once: text mode costs more than the parse
+            text = fh.readall().decode("utf-8", "replace")
     except OSError as exc:
         raise ParseError(path, f"a readable pw.x/cp.x input file ({exc.strerror})") from None
+    if "\r" in text:  # the universal newlines of text mode
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "\x00" in text[:4096]:
         raise ParseError(path, "a text pw.x/cp.x input file, found binary data")
     inp = parse_input(text, path)
@@ -207,25 +248,32 @@ def read_input(path: str) -> PwInput:
 
 
 # -- cells -----------------------------------------------------------------------------
+_CELLDM_KEYS = tuple(f"celldm({i})" for i in range(1, 7))
+
+
 def celldm_of(inp: PwInput) -> np.ndarray:
     """``celldm(1..6)`` (bohr and ratios), from ``celldm(i)`` or from ``A, B, C, cosAB, cosAC, cosBC``."""
-    ibrav = int(inp.get("ibrav", 0))
+    values: dict[str, Any] = {}  # what inp.get gives (the first namelist with the key), in one dict
+    for nl in reversed(list(inp.namelists.values())):
+        values.update(nl)
+    get = values.get
+    ibrav = int(get("ibrav", 0))
     celldm = np.zeros(6)
     given = False
-    for i in range(6):
-        v = inp.get(f"celldm({i + 1})")
+    for i, key in enumerate(_CELLDM_KEYS):
+        v = get(key)
         if v is not None:
             celldm[i] = float(v)
             given = True
-    a = inp.get("a")
+    a = get("a")
     if a is not None:
         if given:
             raise ParseError(inp.path, "either celldm(i) or A, B, C ... (both are given)")
         a = float(a)
         celldm[0] = a / BOHR_TO_ANGSTROM
-        celldm[1] = float(inp.get("b", 0.0)) / a
-        celldm[2] = float(inp.get("c", 0.0)) / a
-        cosab, cosac, cosbc = (float(inp.get(k, 0.0)) for k in ("cosab", "cosac", "cosbc"))
+        celldm[1] = float(get("b", 0.0)) / a
+        celldm[2] = float(get("c", 0.0)) / a
+        cosab, cosac, cosbc = (float(get(k, 0.0)) for k in ("cosab", "cosac", "cosbc"))
         if ibrav == 14:
             celldm[3], celldm[4], celldm[5] = cosbc, cosac, cosab
         elif ibrav in (-12, -13):
@@ -303,9 +351,11 @@ def bravais_vectors(ibrav: int, celldm: Sequence[float]) -> np.ndarray:
     return np.array(v, dtype=np.float64)
 
 
-def input_alat(inp: PwInput, cell_bohr: np.ndarray | None = None) -> float | None:
-    """QE's ``alat`` in bohr: ``celldm(1)`` or ``A``; for ``ibrav = 0`` without them, ``|a1|``."""
-    celldm = celldm_of(inp)
+def input_alat(inp: PwInput, cell_bohr: np.ndarray | None = None, celldm: np.ndarray | None = None) -> float | None:
+    """QE's ``alat`` in bohr: ``celldm(1)`` or ``A``; for ``ibrav = 0`` without them, ``|a1|``.
+    ``celldm`` is :func:`celldm_of` ``(inp)`` when the caller has it already."""
+    if celldm is None:
+        celldm = celldm_of(inp)
     if celldm[0] > 0:
         return float(celldm[0])
     if cell_bohr is not None:
@@ -313,10 +363,11 @@ def input_alat(inp: PwInput, cell_bohr: np.ndarray | None = None) -> float | Non
     return None
 
 
-def input_cell(inp: PwInput) -> np.ndarray:
-    """The cell of the input in Å (rows are the lattice vectors)."""
+def input_cell(inp: PwInput, celldm: np.ndarray | None = None) -> np.ndarray:
+    """The cell of the input in Å (rows are the lattice vectors); ``celldm`` as in :func:`input_alat`."""
     ibrav = int(inp.get("ibrav", 0) or 0)
-    celldm = celldm_of(inp)
+    if celldm is None:
+        celldm = celldm_of(inp)
     if ibrav != 0:
         try:
             return bravais_vectors(ibrav, celldm.tolist()) * BOHR_TO_ANGSTROM
@@ -372,37 +423,33 @@ def positions_to_angstrom(
 def input_structure(inp: PwInput) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Labels (one per atom, input order), cell (Å) and coordinates (Å) of the input."""
     nat = int(inp.require("nat"))
-    cell = input_cell(inp)
+    celldm = celldm_of(inp)
+    cell = input_cell(inp, celldm)
     card = inp.cards.get("ATOMIC_POSITIONS")
     if card is None:
         raise ParseError(inp.path, "an ATOMIC_POSITIONS card")
     if len(card.lines) < nat:
         raise ParseError(inp.path, f"{nat} lines in ATOMIC_POSITIONS (nat), found {len(card.lines)}", line=card.line)
-    lines = card.lines[:nat]
-    labels = [ln.split()[0] for ln in lines]
-    values = _numbers(
-        [" ".join(ln.split()[1:4]) for ln in lines],
-        3,
-        inp.path,
-        card.line,
-        "label x y z on every ATOMIC_POSITIONS line",
-    )
-    alat = input_alat(inp, cell / BOHR_TO_ANGSTROM)
+    rows = [ln.split() for ln in card.lines[:nat]]
+    labels = [r[0] for r in rows]
+    what = "label x y z on every ATOMIC_POSITIONS line"
+    try:  # the numbers of all atoms in one conversion; float() of each, as _numbers does
+        if not rows or not all(len(r) >= 4 for r in rows):
+            raise ValueError
+        text = " ".join([" ".join(r[1:4]) for r in rows]).translate(_FLOAT_FIX)
+        values = np.array([float(x) for x in text.split()], dtype=np.float64).reshape(len(rows), 3)
+    except ValueError:
+        raise ParseError(inp.path, what, line=card.line) from None
+    alat = float(celldm[0]) if celldm[0] > 0 else input_alat(inp, cell / BOHR_TO_ANGSTROM, celldm)
     coords = positions_to_angstrom(values, card.option, cell, alat, inp.path, card.line)
     return labels, cell, coords
 
 
 def types_of(labels: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Names in order of first appearance, per-atom type indices and counts."""
-    names: list[str] = []
     index: dict[str, int] = {}
-    types = np.empty(len(labels), dtype=np.int64)
-    for i, lab in enumerate(labels):
-        t = index.get(lab)
-        if t is None:
-            t = index[lab] = len(names)
-            names.append(lab)
-        types[i] = t
+    types = np.array([index.setdefault(lab, len(index)) for lab in labels], dtype=np.int64)
+    names = list(index)
     return names, types, np.bincount(types, minlength=len(names)).astype(np.int64)
 
 
