@@ -1,7 +1,8 @@
-"""The se_e2_a energy model: descriptor + type-wise fitting, forces and virial by autograd.
+"""The se_e2_a energy model: descriptor + type-wise fitting, forces and virial.
 
-The autograd leaf is the pair-vector tensor ``r_ij`` (nf, N, Nc, 3), so with
-``g = ∂E/∂r_ij``:
+Everything is a function of the pair vectors ``r_ij`` (nf, N, Nc, 3); with
+``g = ∂E/∂r_ij`` (autograd, or the hand-written first derivative :meth:`EnergyModel.energy_grad`
+used in training and inference):
 
 * ``F_i = Σ_j g_ij − Σ_{k: j(k)=i} g_k`` (centre and neighbour side of each pair);
 * ``W = −Σ_pairs g ⊗ r`` (first index: force component), DeePMD's virial.
@@ -104,6 +105,12 @@ class EnergyModel(nn.Module):
         rep: torch.Tensor | None = None,
     ) -> Dict[str, torch.Tensor]:
         mask = nlist >= 0
+        if create_graph and not self.descriptor.type_one_side:
+            # training: forces from the hand-written first derivative, built with autograd on, so the
+            # loss gradient is one first-order backward through explicit ops (no double backward)
+            r = rij.detach()
+            ae, g = self.energy_grad(r, mask, atype, counts, rep)
+            return self._outputs(ae, g, r, nlist)
         ae = self.atomic_energy(rij, mask, atype, counts, rep)
         energy = ae.sum(dim=1)
         grads = torch.autograd.grad([energy.sum()], [rij], create_graph=create_graph)
@@ -119,8 +126,10 @@ class EnergyModel(nn.Module):
         counts: List[int],
         rep: torch.Tensor | None = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Atomic energies and ``g = ∂E/∂rij`` with hand-written first derivatives (no autograd graph;
-        inference only, equal to the autograd result to rounding). Not for ``type_one_side``."""
+        """Atomic energies and ``g = ∂E/∂rij`` with hand-written first derivatives, equal to the
+        autograd result to rounding. Under ``torch.no_grad`` (inference) no graph is built; with
+        autograd on (training) ``g`` is differentiable w.r.t. the parameters by a first-order
+        backward. Not for ``type_one_side``."""
         d, t, cache, ycache = self.descriptor.forward_cache(rij, mask, atype, counts, rep)
         ae, dd = self.fitting.energy_grad(d, counts)
         g = self.descriptor.backward_rij(dd, t, cache, ycache, rij, mask, atype, counts)

@@ -147,7 +147,36 @@ class SeA(nn.Module):
         d = torch.matmul(t.transpose(-1, -2), t[..., : self.axis_neuron])  # (nf, N, M1, M2)
         return d.reshape(nf, n, self.dim_emb * self.axis_neuron)
 
-    # -- inference: forward keeping caches + hand-written first derivative (no autograd) ---------
+    # -- explicit first derivative: forward keeping caches + hand-written backward ---------------
+    # Used under no_grad for inference, and with autograd on in training, where the loss gradient
+    # is then one first-order backward through these ops instead of autograd's double backward.
+    def _rows(
+        self, mk: torch.Tensor, rep: torch.Tensor | None, nf: int, n: int, a0: int, a1: int, s0: int, s1: int
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rows of block ``[a0:a1, s0:s1]`` that go through its embedding net (flat slot indices of
+        the real neighbours, one per same-type pair with ``rep``); for every slot of the block, its
+        row in the net's output, where row ``len(rows)`` is the empty slot's embedding; and the row
+        whose input derivative the slot receives: its own if it was embedded, else ``len(rows)``
+        (zero: empty slots, and the second slot of a shared pair, whose derivative goes to the first
+        slot — the same pair force, as ``r_ji = −r_ij``)."""
+        flat = mk.reshape(-1)
+        if rep is not None:
+            own = torch.arange(nf * n * self.nnei, device=mk.device).view(nf, n, self.nnei)[:, a0:a1, s0:s1]
+            own_p = own.reshape(-1)[flat]
+            rep_p = rep[:, a0:a1, s0:s1].reshape(-1)[flat]
+            canon = own_p == rep_p
+            rows = torch.nonzero(flat).squeeze(-1)[canon]
+            ridx = torch.searchsorted(own_p[canon], rep_p)
+        else:
+            rows = torch.nonzero(flat).squeeze(-1)
+            ridx = torch.arange(rows.shape[0], device=mk.device)
+        nr = rows.shape[0]
+        idx = torch.full(flat.shape, nr, dtype=torch.long, device=mk.device)
+        idx[flat] = ridx
+        sidx = torch.full(flat.shape, nr, dtype=torch.long, device=mk.device)
+        sidx[rows] = torch.arange(nr, device=mk.device)
+        return rows, idx, sidx
+
     def forward_cache(
         self,
         rij: torch.Tensor,
@@ -157,15 +186,23 @@ class SeA(nn.Module):
         rep: torch.Tensor | None = None,
     ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor], List[List[torch.Tensor]]]:
         """As :meth:`forward` (``type_one_side`` false), also returning ``T`` and the per-net caches
-        that :meth:`backward_rij` needs. Call without autograd (``torch.no_grad``)."""
+        that :meth:`backward_rij` needs.
+
+        Per (centre, neighbour) block the net embeds the real neighbours (once per same-type pair
+        with ``rep``) and, as one extra row, the empty slot (every empty slot of a centre type has the
+        same normalised row); one gather then gives the embedding of every slot of the trimmed block.
+        """
         nf, n = rij.shape[0], rij.shape[1]
+        m1 = self.dim_emb
         env = (self.raw_env(rij, mask) - self.davg[atype]) / self.dstd[atype]  # pyright: ignore  (registered buffer)
         nt = self.ntypes
         aoff = [0]
         for c in counts:
             aoff.append(aoff[-1] + c)
-        t = torch.zeros(nf, n, 4, self.dim_emb, dtype=rij.dtype, device=rij.device)
-        cache: List[torch.Tensor] = []  # per net: g (full block), idx (or empty), canon (or empty)
+        tparts: List[torch.Tensor] = []
+        for _ in range(nt):
+            tparts.append(torch.zeros(0, dtype=rij.dtype, device=rij.device))
+        cache: List[torch.Tensor] = []  # per net: g (nf·na, ns, M1) embeddings of the block's slots, idx, sidx
         ycache: List[List[torch.Tensor]] = []
         empty = torch.zeros(0, dtype=torch.long, device=rij.device)
         for k, net in enumerate(self.nets):
@@ -173,41 +210,34 @@ class SeA(nn.Module):
             tj = k // nt
             a0, a1 = aoff[ti], aoff[ti + 1]
             if a1 > a0:
-                s0, s1 = self.sel_offsets[tj], self.sel_offsets[tj + 1]
-                ns = s1 - s0
-                s1 = self._used(mask[:, a0:a1], s0, s1)
-                rr = env[:, a0:a1, s0:s1, :]
-                mk = mask[:, a0:a1, s0:s1]
-                g = torch.zeros(nf, a1 - a0, s1 - s0, self.dim_emb, dtype=rij.dtype, device=rij.device)
-                sp = rr[..., :1][mk]
-                if rep is not None and ti == tj:
-                    nflat = n * self.nnei
-                    own = torch.arange(nf * nflat, device=rij.device).view(nf, n, self.nnei)
-                    own_p = own[:, a0:a1, s0:s1][mk]
-                    rep_p = rep[:, a0:a1, s0:s1][mk]
-                    canon = own_p == rep_p
-                    idx = torch.searchsorted(own_p[canon], rep_p)
-                    gc, ys = net.fwd_cache(sp[canon])
-                    g[mk] = gc[idx]
-                    cache += [g, idx, canon]
-                else:
-                    gc, ys = net.fwd_cache(sp)
-                    g[mk] = gc
-                    cache += [g, empty, empty]
-                ycache.append(ys)
+                s0, s_end = self.sel_offsets[tj], self.sel_offsets[tj + 1]
+                s1 = self._used(mask[:, a0:a1], s0, s_end)
+                na, ns = a1 - a0, s1 - s0
+                rr = env[:, a0:a1, s0:s1, :].reshape(nf * na, ns, 4)
+                rows, idx, sidx = self._rows(mask[:, a0:a1, s0:s1], rep if ti == tj else None, nf, n, a0, a1, s0, s1)
                 rpad = -self.davg[ti, s0] / self.dstd[ti, s0]  # pyright: ignore  (registered buffer)
-                gpad = net(rpad[:1].reshape(1, 1))
-                npad = (ns - mk.sum(dim=-1)).to(rij.dtype)
-                t[:, a0:a1] += torch.matmul(g.transpose(-1, -2), rr).transpose(-1, -2) + npad.reshape(
-                    nf, a1 - a0, 1, 1
-                ) * (rpad.unsqueeze(-1) * gpad)
+                x = torch.cat([rr[..., 0].reshape(-1)[rows], rpad[:1]]).unsqueeze(-1)
+                gc, ys = net.fwd_cache(x)
+                g = gc.index_select(0, idx).view(nf * na, ns, m1)
+                part = torch.matmul(rr.transpose(-1, -2), g)  # (nf·na, 4, M1)
+                if s1 < s_end:  # the cut-off slots: empty everywhere (a separate 1-row net call: in
+                    # training, taking the row out of gc would cost a zero-filled gradient of gc)
+                    gpad = net(rpad[:1].reshape(1, 1))
+                    part = part + float(s_end - s1) * (rpad.unsqueeze(-1) * gpad)
+                part = part.view(nf, na, 4, m1)
+                tparts[ti] = part if tparts[ti].numel() == 0 else tparts[ti] + part
+                cache += [g, idx, sidx]
+                ycache.append(ys)
             else:
                 cache += [empty, empty, empty]
                 ycache.append([empty])
-        t = t * (1.0 / self.nnei)
+        for ti in range(nt):
+            if tparts[ti].numel() == 0:
+                tparts[ti] = torch.zeros(nf, counts[ti], 4, m1, dtype=rij.dtype, device=rij.device)
+        t = torch.cat(tparts, dim=1) * (1.0 / self.nnei)
         d = torch.matmul(t.transpose(-1, -2), t[..., : self.axis_neuron])  # (nf, N, M1, M2)
         cache.append(env)
-        return d.reshape(nf, n, self.dim_emb * self.axis_neuron), t, cache, ycache
+        return d.reshape(nf, n, m1 * self.axis_neuron), t, cache, ycache
 
     def backward_rij(
         self,
@@ -222,11 +252,11 @@ class SeA(nn.Module):
     ) -> torch.Tensor:
         """``∂L/∂rij`` from ``dd = ∂L/∂D`` (nf, N, M1·M2) and :meth:`forward_cache`'s outputs."""
         nf, n = rij.shape[0], rij.shape[1]
+        m1 = self.dim_emb
         m2 = self.axis_neuron
-        dd = dd.reshape(nf, n, self.dim_emb, m2)
+        dd = dd.reshape(nf, n, m1, m2)
         dt = torch.matmul(t[..., :m2], dd.transpose(-1, -2))  # (nf, N, 4, M1)
-        dt[..., :m2] += torch.matmul(t, dd)
-        dt = dt * (1.0 / self.nnei)
+        dt = torch.cat([dt[..., :m2] + torch.matmul(t, dd), dt[..., m2:]], dim=-1) * (1.0 / self.nnei)
         env = cache[-1]
         denv = torch.zeros_like(env)
         nt = self.ntypes
@@ -238,24 +268,18 @@ class SeA(nn.Module):
             tj = k // nt
             a0, a1 = aoff[ti], aoff[ti + 1]
             if a1 > a0:
-                g, idx, canon = cache[3 * k], cache[3 * k + 1], cache[3 * k + 2]
+                g, idx, sidx = cache[3 * k], cache[3 * k + 1], cache[3 * k + 2]
+                na, ns = a1 - a0, g.shape[1]
                 s0 = self.sel_offsets[tj]
-                s1 = s0 + g.shape[2]
-                rr = env[:, a0:a1, s0:s1, :]
-                mk = mask[:, a0:a1, s0:s1]
-                dpart = dt[:, a0:a1]  # (nf, na, 4, M1)
-                # products with a dimension of 4 are fastest with the 4 as the gemm's M
-                blk = torch.matmul(dpart, g.transpose(-1, -2)).transpose(-1, -2)  # (nf, na, ns, 4)
-                dg = torch.matmul(dpart.transpose(-1, -2), rr.transpose(-1, -2)).transpose(-1, -2)[mk]  # (P, M1)
-                if canon.numel() > 0:
-                    dgc = torch.zeros(int(canon.sum()), dg.shape[1], dtype=dg.dtype, device=dg.device)
-                    dgc.index_add_(0, idx, dg)
-                    dsc = net.bwd(dgc, ycache[k])
-                    ds = torch.zeros(dg.shape[0], 1, dtype=dg.dtype, device=dg.device)
-                    ds[canon] = dsc
-                else:
-                    ds = net.bwd(dg, ycache[k])
-                blk[..., 0] += torch.zeros_like(mk, dtype=dg.dtype).masked_scatter(mk, ds.reshape(-1))
-                denv[:, a0:a1, s0:s1] = blk
+                s1 = s0 + ns
+                rr = env[:, a0:a1, s0:s1, :].reshape(nf * na, ns, 4)
+                dpart = dt[:, a0:a1].reshape(nf * na, 4, m1)
+                blk = torch.matmul(g, dpart.transpose(-1, -2))  # (nf·na, ns, 4)
+                dg = torch.matmul(rr, dpart).view(nf * na * ns, m1)  # ∂L/∂g of every slot
+                dgc = torch.zeros(ycache[k][0].shape[0], m1, dtype=dg.dtype, device=dg.device).index_add(0, idx, dg)
+                dsc = net.bwd(dgc, ycache[k]).view(-1)
+                ds = torch.cat([dsc[:-1], torch.zeros_like(dsc[:1])]).index_select(0, sidx).view(nf * na, ns, 1)
+                blk = torch.cat([blk[..., :1] + ds, blk[..., 1:]], dim=-1)
+                denv[:, a0:a1, s0:s1] = blk.view(nf, na, ns, 4)
         draw = denv / self.dstd[atype]  # pyright: ignore  (registered buffer)
         return env_matrix_grad(rij, mask, draw, self.rcut_smth, self.rcut, self.env_protection)

@@ -79,7 +79,8 @@ class Dense(nn.Module):
 
 class MLP(nn.Sequential):
     """A stack of :class:`Dense` layers; besides ``forward`` (autograd), a forward that keeps what
-    its hand-written input gradient :meth:`bwd` needs (inference: first derivatives only)."""
+    its hand-written input gradient :meth:`bwd` needs (first derivatives; differentiable again by
+    autograd in training)."""
 
     def fwd_cache(self, h: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """Output for 2-D ``h`` (rows, in) and the tanh outputs of the layers."""
