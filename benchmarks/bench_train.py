@@ -14,6 +14,10 @@ deepmd-kit==3.2.0 e3nn``) through ``../shared/tools/dp_reference.py``.
 Usage::
 
     python benchmarks/bench_train.py --steps 200 --rounds 1 [--threads 2] [--case water]
+    python benchmarks/bench_train.py --seeds 1 2 3 --no-infer   # accuracy over seeds
+
+With ``--seeds``, round r uses seed ``seeds[r]`` for both tools (nets and batches), and the
+validation RMSE is printed per seed and as a mean, to tell a real accuracy gap from seed noise.
 """
 
 from __future__ import annotations
@@ -35,7 +39,11 @@ WATER = os.path.join(SHARED, "fixtures", "water_deepmd")
 DP_REF = os.path.join(SHARED, "tools", "dp_reference.py")
 
 
-def tutorial_input(train: list[str], valid: list[str], type_map: list[str], steps: int, disp: int) -> dict:
+def tutorial_input(
+    train: list[str], valid: list[str], type_map: list[str], steps: int, disp: int, seed: int | None = None
+) -> dict:
+    """The tutorial's input; ``seed`` (default: the tutorial's 1/1/10) re-seeds nets and batches."""
+    d_seed, t_seed = (1, 10) if seed is None else (seed, seed + 9)
     return {
         "model": {
             "type_map": type_map,
@@ -47,9 +55,9 @@ def tutorial_input(train: list[str], valid: list[str], type_map: list[str], step
                 "neuron": [25, 50, 100],
                 "resnet_dt": False,
                 "axis_neuron": 16,
-                "seed": 1,
+                "seed": d_seed,
             },
-            "fitting_net": {"neuron": [240, 240, 240], "resnet_dt": True, "seed": 1},
+            "fitting_net": {"neuron": [240, 240, 240], "resnet_dt": True, "seed": d_seed},
         },
         "learning_rate": {"type": "exp", "decay_steps": 50, "start_lr": 0.001, "stop_lr": 3.51e-8},
         "loss": {
@@ -65,7 +73,7 @@ def tutorial_input(train: list[str], valid: list[str], type_map: list[str], step
             "training_data": {"systems": train, "batch_size": "auto"},
             "validation_data": {"systems": valid, "batch_size": "auto", "numb_btch": 10},
             "numb_steps": steps,
-            "seed": 10,
+            "seed": t_seed,
             "disp_freq": disp,
             "save_freq": steps,
         },
@@ -172,7 +180,10 @@ def main() -> None:
     ap.add_argument("--no-deepmd", action="store_true", help="time dpconv only")
     ap.add_argument("--no-infer", action="store_true")
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--seeds", type=int, nargs="*", default=None, help="one round per seed (both tools)")
     args = ap.parse_args()
+    if args.seeds:
+        args.rounds = len(args.seeds)
     env = dict(os.environ)
     if args.threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
@@ -183,7 +194,7 @@ def main() -> None:
     print(f"workdir {work}; loadavg {os.getloadavg()}; threads {args.threads or 'default'}; steps {args.steps}")
     for name, (train, valid, tmap) in cases(args.case).items():
         res: dict[str, list[float]] = {"dpconv": [], "deepmd": []}
-        val: dict[str, dict[str, float]] = {}
+        val: dict[str, list[dict[str, float]]] = {"dpconv": [], "deepmd": []}
         dirs: dict[str, str] = {}
         for r in range(args.rounds):
             tools = ["dpconv", "deepmd"] if r % 2 == 0 else ["deepmd", "dpconv"]
@@ -193,7 +204,8 @@ def main() -> None:
                 d = os.path.join(work, f"{name}_{tool}_{r}")
                 os.makedirs(d, exist_ok=True)
                 with open(os.path.join(d, "input.json"), "w") as fh:
-                    json.dump(tutorial_input(train, valid, tmap, args.steps, disp), fh, indent=1)
+                    seed = args.seeds[r] if args.seeds else None
+                    json.dump(tutorial_input(train, valid, tmap, args.steps, disp, seed), fh, indent=1)
                 cmd = (
                     [dpconv_bin, "train", "input.json"]
                     if tool == "dpconv"
@@ -202,7 +214,7 @@ def main() -> None:
                 wall = run(cmd, d, env, os.path.join(d, "log.txt"))
                 sps = step_time(os.path.join(d, "log.txt"), disp)
                 res[tool].append(sps)
-                val[tool] = last_val(os.path.join(d, "lcurve.out"))
+                val[tool].append(last_val(os.path.join(d, "lcurve.out")))
                 dirs[tool] = d
                 print(
                     f"  {name} round {r} {tool:7s}: {sps:.4f} s/step (run {wall:.0f} s incl. setup), "
@@ -214,11 +226,20 @@ def main() -> None:
             b = min(res["deepmd"])
             line += f", DeePMD-kit {b:.4f} s/step, speed-up {b / a:.2f}x (best of {args.rounds})"
         print(line)
-        for tool, v in val.items():
-            print(
-                f"  {tool:7s} after {args.steps} steps: rmse_e_val {v.get('rmse_e_val', float('nan')):.3e} eV/atom, "
-                f"rmse_f_val {v.get('rmse_f_val', float('nan')):.3e} eV/Å (lcurve, 10 val batches)"
-            )
+        for tool, vs in val.items():
+            for r, v in enumerate(vs):
+                tag = f"seed {args.seeds[r]}" if args.seeds else f"round {r}"
+                print(
+                    f"  {tool:7s} {tag} after {args.steps} steps: rmse_e_val {v.get('rmse_e_val', float('nan')):.3e} "
+                    f"eV/atom, rmse_f_val {v.get('rmse_f_val', float('nan')):.3e} eV/Å (lcurve, 10 val batches)"
+                )
+            if len(vs) > 1:
+                e = [v.get("rmse_e_val", float("nan")) for v in vs]
+                f = [v.get("rmse_f_val", float("nan")) for v in vs]
+                print(
+                    f"  {tool:7s} mean of {len(vs)}: rmse_e_val {sum(e) / len(e):.3e} ({min(e):.2e}..{max(e):.2e}), "
+                    f"rmse_f_val {sum(f) / len(f):.3e} ({min(f):.2e}..{max(f):.2e})"
+                )
         if args.no_infer:
             continue
         sysdir = valid[0]
