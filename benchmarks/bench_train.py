@@ -233,7 +233,7 @@ def main() -> None:
                     f"  {tool:7s} {tag} after {args.steps} steps: rmse_e_val {v.get('rmse_e_val', float('nan')):.3e} "
                     f"eV/atom, rmse_f_val {v.get('rmse_f_val', float('nan')):.3e} eV/Å (lcurve, 10 val batches)"
                 )
-            if len(vs) > 1:
+            if len(vs) > 1 and args.seeds:  # rounds without --seeds repeat the same seed
                 e = [v.get("rmse_e_val", float("nan")) for v in vs]
                 f = [v.get("rmse_f_val", float("nan")) for v in vs]
                 print(
