@@ -166,6 +166,28 @@ def test_torch_keeps_its_own_blas(tmp_path, plugin, model_path, deepbind):
         assert "liblammps" in log
 
 
+def test_loads_after_deepmd_kits_plugin(tmp_path, plugin, model_path):
+    """With DeePMD-kit's LAMMPS plugin loaded first (it exports lammpsplugin_init too), the loader
+    still finds its own folder and dpconv_pair.so; `pair_style dpconv` equals the evaluator."""
+    from dpconv.trainer import load
+
+    try:
+        from deepmd.lmp_check_build import get_op_dir  # pyright: ignore[reportMissingImports]
+    except ImportError:
+        pytest.skip("deepmd-kit is not installed")
+    op_dir = get_op_dir()
+    if not os.path.exists(os.path.join(op_dir, "libdeepmd_lmpplugin.so")):
+        pytest.skip("DeePMD-kit's LAMMPS plugin is not in this deepmd-kit")
+    cell, x, t = water_frame()
+    write_data(str(tmp_path / "conf.lmp"), cell, x, t)
+    text = INPUT.format(pair=f"dpconv {model_path}", names="O H", every=1, extra="", steps=0)
+    log = run_lmp(tmp_path, text, plugin, extra_env={"LAMMPS_PLUGIN_PATH": op_dir})
+    assert f"Loaded 1 plugins from {op_dir}" in log  # DeePMD-kit's, before ours
+    th = thermo(log, ["Step", "PotEng"])[0]
+    ref = load(model_path).evaluate_all(x[None], cell[None], t)
+    assert abs(th[1] - ref["energy"][0]) < 1e-8
+
+
 def test_pair_coeff_type_names(tmp_path, plugin, model_path):
     """LAMMPS types in the other order (1 = H, 2 = O) mapped by name."""
     from dpconv.trainer import load
