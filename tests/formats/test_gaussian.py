@@ -274,6 +274,25 @@ def test_gjf_periodic_writes_tv(tmp_path) -> None:
     np.testing.assert_allclose(np.array([r[1:] for r in tv], float), s["cells"][0], atol=1e-9)
 
 
+@pytest.mark.parametrize("case", ["molecule", "periodic"])
+def test_gjf_read_by_ase(tmp_path, case) -> None:
+    """A second, independent Gaussian-input parser (ASE's ``gaussian-in``; Gaussian itself is
+    commercial and not available here) reads back our atoms, positions and TV cell."""
+    ase_io = pytest.importorskip("ase.io")
+    if case == "molecule":
+        s = _read(fixture_path(*MD), "gaussian/md")[3]
+    else:
+        s = _read(fixture_path("siesta_output_ch4", "siesta_output"), "siesta/output")
+    out = tmp_path / "x.gjf"
+    s.to("gaussian/gjf", str(out), keywords="#p force mp2/cc-pvdz")
+    atoms = ase_io.read(str(out), format="gaussian-in")
+    assert atoms.get_chemical_symbols() == [s["atom_names"][t] for t in s["atom_types"]]
+    np.testing.assert_allclose(atoms.positions, s["coords"][0], atol=1e-9)
+    assert bool(atoms.pbc.all()) is (case == "periodic")
+    if case == "periodic":
+        np.testing.assert_allclose(np.asarray(atoms.cell), s["cells"][0], atol=1e-9)
+
+
 def test_gjf_rejects_non_element_names(tmp_path) -> None:
     s = _read(fixture_path(*LOG), "gaussian/log")
     s.data["atom_names"] = ["Type_0", "Type_1"]
