@@ -310,15 +310,16 @@ def test_fixed_width_parse_equals_split() -> None:
         mm.close()
         fh.close()
     conv = log._Converter("x", frames[0])
-    fast = log._fixed_width([f.coords for f in frames], conv.clayout, 12)
-    ffast = log._fixed_width([f.forces for f in frames], conv.flayout, 15)
+    clayout, flayout = conv.layouts()
+    fast = log._fixed_width([f.coords for f in frames], clayout, 12)
+    ffast = log._fixed_width([f.forces for f in frames], flayout, 15)
     assert fast is not None and ffast is not None
     slow, fslow = conv._split_tables(frames)
     np.testing.assert_array_equal(fast, slow)
     np.testing.assert_array_equal(ffast, fslow)
     # a row of another width (a different Gaussian layout) sends the block to the split path
     odd = frames[1].coords.replace(b"\n", b" \n", 1)
-    assert log._fixed_width([frames[0].coords, odd], conv.clayout, 12) is None
+    assert log._fixed_width([frames[0].coords, odd], clayout, 12) is None
 
 
 @pytest.mark.parametrize("window", [1, 3000, 20000])

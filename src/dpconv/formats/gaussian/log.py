@@ -280,22 +280,35 @@ class _Converter:
                 path, f"0 or 3 translation vectors (TV), got {ntv} (1D/2D PBC is not supported)", frame=first.index
             )
         symbols = [ELEMENTS[int(i)] for i in atoms_z]
-        names, types = np.unique(symbols, return_inverse=True)  # sorted names, as dpdata
-        self.names = [str(n) for n in names]
-        self.types = types.astype(np.int64)
+        self.names = sorted(set(symbols))  # sorted names, as dpdata
+        index = {n: i for i, n in enumerate(self.names)}
+        self.types = np.array([index[e] for e in symbols], dtype=np.int64)
         self.natoms = len(symbols)
         self.nopbc = ntv == 0
-        self.clayout = _row_layout(first.coords, 12)
-        self.flayout = _row_layout(first.forces, 15)
-        self.fkeep = _table_numbers(path, [first.forces], 5, "forces", first.index)[:, 1] != TV
+        self._layouts: tuple[tuple[int, np.ndarray] | None, tuple[int, np.ndarray] | None] | None = None
+        frows = _table_numbers(path, [first.forces], 5, "forces", first.index)
+        self.fkeep = frows[:, 1] != TV
+        # the first frame's tables, already parsed: a one-frame block (a single point) reuses them
+        self.first, self.first_xyz, self.first_f = first, rows[:, -3:], frows[self.fkeep, 2:]
+
+    def layouts(self) -> tuple[tuple[int, np.ndarray] | None, tuple[int, np.ndarray] | None]:
+        """Fixed-width row layouts of the first frame's orientation and forces tables (computed
+        on the first block of several frames; a single point never needs them)."""
+        if self._layouts is None:
+            self._layouts = (_row_layout(self.first.coords, 12), _row_layout(self.first.forces, 15))
+        return self._layouts
 
     def block(self, frames: list[RawFrame]) -> dict[str, Any]:
-        xyz = _fixed_width([fr.coords for fr in frames], self.clayout, 12)
-        fxyz = _fixed_width([fr.forces for fr in frames], self.flayout, 15) if xyz is not None else None
-        if xyz is None or fxyz is None or fxyz.shape[1] != len(self.fkeep):
-            xyz, fxyz = self._split_tables(frames)
+        if len(frames) == 1 and frames[0] is self.first:
+            xyz, fxyz = self.first_xyz[None], self.first_f[None]
         else:
-            fxyz = fxyz[:, self.fkeep]
+            clayout, flayout = self.layouts()
+            xyz = _fixed_width([fr.coords for fr in frames], clayout, 12)
+            fxyz = _fixed_width([fr.forces for fr in frames], flayout, 15) if xyz is not None else None
+            if xyz is None or fxyz is None or fxyz.shape[1] != len(self.fkeep):
+                xyz, fxyz = self._split_tables(frames)
+            else:
+                fxyz = fxyz[:, self.fkeep]
         nf = len(frames)
         coords = np.ascontiguousarray(xyz[:, ~self.is_tv])
         if self.nopbc:
