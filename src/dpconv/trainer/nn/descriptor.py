@@ -89,61 +89,17 @@ class SeA(nn.Module):
         same-type pair (:func:`~dpconv.trainer.nn.neighbor.pair_representatives`); the embedding
         nets then run once per pair. Results equal those without it to rounding.
         """
+        if not self.type_one_side:
+            # the same ops as the hand-written path's forward (autograd differentiates them)
+            return self.forward_cache(rij, mask, atype, counts, rep)[0]
         nf, n = rij.shape[0], rij.shape[1]
         env = (self.raw_env(rij, mask) - self.davg[atype]) / self.dstd[atype]  # pyright: ignore  (registered buffer)
-        nt = self.ntypes
-        aoff = [0]
-        for c in counts:
-            aoff.append(aoff[-1] + c)
-        tblocks: List[torch.Tensor] = []
-        for ti in range(nt):
-            tblocks.append(torch.zeros(nf, counts[ti], 4, self.dim_emb, dtype=rij.dtype, device=rij.device))
-        for k, net in enumerate(self.nets):
-            ti = 0
-            if self.type_one_side:
-                tj = k
-                a0, a1 = 0, n
-            else:
-                ti = k % nt
-                tj = k // nt
-                a0, a1 = aoff[ti], aoff[ti + 1]
-            if a1 > a0:
-                s0, s1 = self.sel_offsets[tj], self.sel_offsets[tj + 1]
-                ns = s1 - s0
-                if not self.type_one_side:
-                    s1 = self._used(mask[:, a0:a1], s0, s1)
-                rr = env[:, a0:a1, s0:s1, :]
-                if self.type_one_side:
-                    g = net(rr[..., :1])
-                    part = torch.matmul(rr.transpose(-1, -2), g)  # (nf, n_ti, 4, M1)
-                else:
-                    # embed real neighbours only; every empty slot of a type-ti centre has the same
-                    # normalised row (davg/dstd are constant over slots) and so the same embedding
-                    mk = mask[:, a0:a1, s0:s1]
-                    g = torch.zeros(nf, a1 - a0, s1 - s0, self.dim_emb, dtype=rij.dtype, device=rij.device)
-                    sp = rr[..., :1][mk]
-                    if rep is not None and ti == tj:
-                        nflat = n * self.nnei
-                        own = torch.arange(nf * nflat, device=rij.device).view(nf, n, self.nnei)
-                        own_p = own[:, a0:a1, s0:s1][mk]
-                        rep_p = rep[:, a0:a1, s0:s1][mk]
-                        canon = own_p == rep_p
-                        idx = torch.searchsorted(own_p[canon], rep_p)
-                        g[mk] = net(sp[canon])[idx]
-                    else:
-                        g[mk] = net(sp)
-                    rpad = -self.davg[ti, s0] / self.dstd[ti, s0]  # pyright: ignore  (registered buffer)
-                    gpad = net(rpad[:1].reshape(1, 1))
-                    npad = (ns - mk.sum(dim=-1)).to(rij.dtype)
-                    part = torch.matmul(rr.transpose(-1, -2), g) + npad.reshape(nf, a1 - a0, 1, 1) * (
-                        rpad.unsqueeze(-1) * gpad
-                    )
-                if self.type_one_side:
-                    for tc in range(nt):
-                        tblocks[tc] = tblocks[tc] + part[:, aoff[tc] : aoff[tc + 1]]
-                else:
-                    tblocks[ti] = tblocks[ti] + part
-        t = torch.cat(tblocks, dim=1) * (1.0 / self.nnei)
+        t = torch.zeros(nf, n, 4, self.dim_emb, dtype=rij.dtype, device=rij.device)
+        for tj, net in enumerate(self.nets):  # type_one_side: one net per neighbour type, all centres
+            s0, s1 = self.sel_offsets[tj], self.sel_offsets[tj + 1]
+            rr = env[:, :, s0:s1, :]
+            t = t + torch.matmul(rr.transpose(-1, -2), net(rr[..., :1]))  # (nf, N, 4, M1)
+        t = t * (1.0 / self.nnei)
         d = torch.matmul(t.transpose(-1, -2), t[..., : self.axis_neuron])  # (nf, N, M1, M2)
         return d.reshape(nf, n, self.dim_emb * self.axis_neuron)
 
