@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from dpconv.trainer.model import EnergyModel
-from dpconv.trainer.nn.neighbor import build_neighbors, pair_representatives, pair_vectors
+from dpconv.trainer.nn.neighbor import build_neighbors, pair_representatives, pair_vectors, select_by_type
 
 UNITS = {"length": "Angstrom", "energy": "eV", "force": "eV/Angstrom", "virial": "eV"}
 EXTRA = "dpconv.json"
@@ -46,27 +46,7 @@ def lower_neighbors(
     ok = ok & (types[ic] >= 0)
     d = torch.linalg.vector_norm(x[ic] - xc.unsqueeze(1), dim=-1)
     d = torch.where(ok & (d <= rcut), d, torch.full_like(d, float("inf")))
-    nc = 0
-    for s in sel:
-        nc += s
-    if d.shape[1] < nc:
-        pad = nc - d.shape[1]
-        d = torch.cat([d, torch.full((n, pad), float("inf"), dtype=d.dtype, device=d.device)], dim=1)
-        ic = torch.cat([ic, torch.zeros(n, pad, dtype=ic.dtype, device=ic.device)], dim=1)
-    val, pos = torch.topk(d, nc, dim=1, largest=False, sorted=True)
-    valid = torch.isfinite(val)
-    j = torch.gather(ic, 1, pos)
-    jt = types[j]
-    out = torch.full((n, nc + 1), -1, dtype=torch.long, device=x.device)
-    off = 0
-    for t, st in enumerate(sel):
-        mt = valid & (jt == t)
-        p = torch.cumsum(mt.to(torch.long), dim=1) - 1
-        keep = mt & (p < st)
-        slot = torch.where(keep, off + p, torch.full_like(p, nc))
-        out.scatter_(1, slot, torch.where(keep, j, torch.full_like(j, -1)))
-        off += st
-    return out[:, :nc]
+    return select_by_type(d, ic, types[ic], sel)
 
 
 class FrozenModel(nn.Module):

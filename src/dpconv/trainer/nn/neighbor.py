@@ -109,6 +109,37 @@ def _candidates(
     return d, shifts, nimg, s
 
 
+def select_by_type(d: torch.Tensor, cand: torch.Tensor, ctypes: torch.Tensor, sel: list[int]) -> torch.Tensor:
+    """DeePMD-kit's selection: the ``Σ sel`` nearest candidates, split by type into blocks of ``sel[t]``.
+
+    ``d`` (..., K) distances (``inf``: not a neighbour), ``cand`` (..., K) int64 candidate ids and
+    ``ctypes`` (..., K) their types. Returns (..., Σ sel) candidate ids in ascending distance within
+    each type block, −1 for empty slots (the farthest of a type are dropped on overflow).
+    """
+    nc = 0
+    for s in sel:
+        nc += s
+    if d.shape[-1] < nc:
+        shape = list(d.shape[:-1]) + [nc - d.shape[-1]]
+        d = torch.cat([d, torch.full(shape, float("inf"), dtype=d.dtype, device=d.device)], dim=-1)
+        cand = torch.cat([cand, torch.zeros(shape, dtype=cand.dtype, device=d.device)], dim=-1)
+        ctypes = torch.cat([ctypes, torch.full(shape, -1, dtype=ctypes.dtype, device=d.device)], dim=-1)
+    val, pos = torch.topk(d, nc, dim=-1, largest=False, sorted=True)
+    valid = torch.isfinite(val)
+    j = torch.gather(cand, -1, pos)
+    jt = torch.gather(ctypes, -1, pos)
+    out = torch.full(list(d.shape[:-1]) + [nc + 1], -1, dtype=torch.long, device=d.device)
+    off = 0
+    for t, st in enumerate(sel):
+        mt = valid & (jt == t)
+        p = torch.cumsum(mt.to(torch.long), dim=-1) - 1
+        keep = mt & (p < st)
+        slot = torch.where(keep, off + p, torch.full_like(p, nc))
+        out.scatter_(-1, slot, torch.where(keep, j, torch.full_like(j, -1)))
+        off += st
+    return out[..., :nc]
+
+
 def build_neighbors(
     coords: torch.Tensor, cells: torch.Tensor | None, types: torch.Tensor, rcut: float, sel: list[int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,26 +153,9 @@ def build_neighbors(
     nf, n = coords.shape[0], coords.shape[1]
     d, sh_info, nimg, nimages = _candidates(coords, cells, rcut)
     d = torch.where(d > rcut, torch.full_like(d, float("inf")), d)
-    nc = 0
-    for s in sel:
-        nc += s
-    m = d.shape[2]
-    if m < nc:
-        d = torch.cat([d, torch.full((nf, n, nc - m), float("inf"), dtype=d.dtype, device=d.device)], dim=2)
-    val, idx = torch.topk(d, nc, dim=2, largest=False, sorted=True)
-    valid = torch.isfinite(val)
-    idx = torch.where(valid, idx, torch.zeros_like(idx))
-    jt = types[idx % n]
-    out = torch.full((nf, n, nc + 1), -1, dtype=torch.long, device=coords.device)
-    off = 0
-    for t, st in enumerate(sel):
-        mt = valid & (jt == t)
-        pos = torch.cumsum(mt.to(torch.long), dim=2) - 1
-        keep = mt & (pos < st)
-        slot = torch.where(keep, off + pos, torch.full_like(pos, nc))
-        out.scatter_(2, slot, torch.where(keep, idx, torch.full_like(idx, -1)))
-        off += st
-    ext_idx = out[:, :, :nc]
+    cand = torch.arange(d.shape[2], device=d.device)  # extended index: image * n + atom
+    ext_idx = select_by_type(d, cand.expand(d.shape), types[cand % n].expand(d.shape), sel)
+    nc = ext_idx.shape[2]
     has = ext_idx >= 0
     e = torch.where(has, ext_idx, torch.zeros_like(ext_idx))
     j = e % n
