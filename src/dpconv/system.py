@@ -83,13 +83,6 @@ def concatenate_data(blocks: Sequence[Mapping[str, Any]], labeled: bool) -> dict
     if not blocks:
         return _empty_data(labeled)
     first = blocks[0]
-    if len(blocks) == 1:  # what the code below gives for one block, without its per-call cost
-        frame_keys = schema.frame_fields(first)
-        out = {k: v for k, v in first.items() if k not in frame_keys}
-        out["atom_names"] = list(first["atom_names"])
-        for k in frame_keys:
-            out[k] = np.asarray(first[k])
-        return out
     names = list(first["atom_names"])
     for b in blocks[1:]:
         for n in b["atom_names"]:
