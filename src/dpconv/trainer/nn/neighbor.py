@@ -14,13 +14,8 @@ from __future__ import annotations
 import torch
 
 
-def image_shifts(cells: torch.Tensor, rcut: float) -> torch.Tensor:
-    """Integer shifts (S, 3) reaching every image within ``rcut`` of a wrapped atom, zero first.
-
-    ``|S_k| ≤ ceil(rcut / d_k)`` with ``d_k`` the distance between opposite faces
-    (largest over the frames), so cells shorter than ``rcut`` and triclinic
-    cells are covered.
-    """
+def face_distances(cells: torch.Tensor) -> torch.Tensor:
+    """Distances (nf, 3) between opposite faces of the cells (nf, 3, 3): volume / face area."""
     a, b, c = cells[:, 0], cells[:, 1], cells[:, 2]
     vol = torch.abs(torch.linalg.det(cells))
     areas = torch.stack(
@@ -31,7 +26,17 @@ def image_shifts(cells: torch.Tensor, rcut: float) -> torch.Tensor:
         ],
         dim=-1,
     )
-    n = torch.ceil(rcut / (vol.unsqueeze(-1) / areas)).amax(dim=0).to(torch.long)
+    return vol.unsqueeze(-1) / areas
+
+
+def image_shifts(cells: torch.Tensor, rcut: float) -> torch.Tensor:
+    """Integer shifts (S, 3) reaching every image within ``rcut`` of a wrapped atom, zero first.
+
+    ``|S_k| ≤ ceil(rcut / d_k)`` with ``d_k`` the distance between opposite faces
+    (largest over the frames), so cells shorter than ``rcut`` and triclinic
+    cells are covered.
+    """
+    n = torch.ceil(rcut / face_distances(cells)).amax(dim=0).to(torch.long)
     n0, n1, n2 = int(n[0]), int(n[1]), int(n[2])
     r0 = torch.arange(-n0, n0 + 1, device=cells.device)
     r1 = torch.arange(-n1, n1 + 1, device=cells.device)
@@ -71,17 +76,7 @@ def _distances(xw: torch.Tensor, ext: torch.Tensor) -> torch.Tensor:
 def _min_image(coords: torch.Tensor, cells: torch.Tensor, rcut: float) -> bool:
     """True when every frame's cell has ``rcut`` below half its smallest face distance, so the
     minimum image (rounded fractional difference) is the only image that can be within rcut."""
-    a, b, c = cells[:, 0], cells[:, 1], cells[:, 2]
-    vol = torch.abs(torch.linalg.det(cells))
-    areas = torch.stack(
-        [
-            torch.linalg.cross(b, c).square().sum(-1).sqrt(),
-            torch.linalg.cross(c, a).square().sum(-1).sqrt(),
-            torch.linalg.cross(a, b).square().sum(-1).sqrt(),
-        ],
-        dim=-1,
-    )
-    dmin = (vol.unsqueeze(-1) / areas).amin()
+    dmin = face_distances(cells).amin()
     return bool(rcut < 0.5 * dmin)
 
 
