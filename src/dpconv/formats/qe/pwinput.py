@@ -253,10 +253,7 @@ _CELLDM_KEYS = tuple(f"celldm({i})" for i in range(1, 7))
 
 def celldm_of(inp: PwInput) -> np.ndarray:
     """``celldm(1..6)`` (bohr and ratios), from ``celldm(i)`` or from ``A, B, C, cosAB, cosAC, cosBC``."""
-    values: dict[str, Any] = {}  # what inp.get gives (the first namelist with the key), in one dict
-    for nl in reversed(list(inp.namelists.values())):
-        values.update(nl)
-    get = values.get
+    get = inp.get
     ibrav = int(get("ibrav", 0))
     celldm = np.zeros(6)
     given = False
