@@ -52,7 +52,9 @@ def lammps() -> None:
 
 
 @lammps.command("build")
-@click.option("-o", "--output-dir", default=None, help="Where to put dpconv_lammps.so (default: a user data folder).")
+@click.option(
+    "-o", "--output-dir", default=None, help="Folder for dpconvplugin.so and dpconv_pair.so (default: user data)."
+)
 @click.option("--jobs", "-j", default=2, show_default=True, help="Parallel compile jobs.")
 @click.option("--force", is_flag=True, help="Rebuild even when an up-to-date build exists.")
 def lammps_build(output_dir: str | None, jobs: int, force: bool) -> None:
