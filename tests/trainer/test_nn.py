@@ -195,3 +195,49 @@ def test_training_gradient_equals_double_backward(shared):
         torch.testing.assert_close(explicit[k], reference[k], atol=1e-12, rtol=0)
     for a, b in zip(torch.autograd.grad(loss_of(explicit), params), torch.autograd.grad(loss_of(reference), params)):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("resnet_dt", [False, True])
+@pytest.mark.parametrize(
+    "sizes,linear_out", [([1, 4, 8, 8], False), ([6, 5, 5, 10, 10, 1], True)], ids=["embedding", "fitting"]
+)
+def test_hand_written_net_backwards_equal_autograd(sizes, linear_out, resnet_dt):
+    """The training-time autograd Functions of :class:`MLP` (forward, input gradient, and both at
+    once) give autograd's values and gradients: every skip kind, with and without ``idt``."""
+    from dpconv.trainer.nn.networks import mlp
+
+    g = torch.Generator().manual_seed(7)
+    net = mlp(sizes, resnet_dt=resnet_dt, linear_out=linear_out, dtype=torch.float64, generator=g)
+    params = list(net.parameters())
+    x = torch.randn(9, sizes[0], dtype=torch.float64, generator=g, requires_grad=True)
+    dout = torch.randn(9, sizes[-1], dtype=torch.float64, generator=g, requires_grad=True)
+    wts = [torch.randn(9, n, dtype=torch.float64, generator=g) for n in [*sizes[1:], sizes[0], sizes[-1]]]
+
+    def grads(loss):
+        return torch.autograd.grad(loss, [x, dout, *params], allow_unused=True)
+
+    def check(a, b):
+        for u, v in zip(a, b):
+            assert (u is None) == (v is None)
+            if u is not None:
+                torch.testing.assert_close(u, v, atol=1e-12, rtol=1e-12)
+
+    def forward_loss(h, ys):
+        return (h * wts[len(sizes) - 2]).sum() + sum((y * w).sum() for y, w in zip(ys, wts))
+
+    h_ref, ys_ref = net.fwd_cache(x)
+    h, ys = net.fwd_cache_train(x)
+    check([h, *ys], [h_ref, *ys_ref])
+    check(grads(forward_loss(h, ys) + 0 * dout.sum()), grads(forward_loss(h_ref, ys_ref) + 0 * dout.sum()))
+
+    din_ref = net.bwd(dout, net.fwd_cache(x)[1])
+    din = net.bwd_train(dout, net.fwd_cache_train(x)[1])
+    check([din], [din_ref])
+    check(grads((din * wts[-2]).sum()), grads((din_ref * wts[-2]).sum()))
+
+    e_ref, ys_ref = net.fwd_cache(x)
+    gin_ref = net.bwd(torch.ones_like(e_ref), ys_ref)
+    e, gin = net.value_and_grad_train(x)
+    check([e, gin], [e_ref, gin_ref])
+    loss_ref = (e_ref * wts[-1]).sum() + (gin_ref * wts[-2]).sum() + 0 * dout.sum()
+    check(grads((e * wts[-1]).sum() + (gin * wts[-2]).sum() + 0 * dout.sum()), grads(loss_ref))

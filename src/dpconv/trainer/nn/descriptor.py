@@ -173,7 +173,10 @@ class SeA(nn.Module):
                 rows, idx, sidx = self._rows(mask[:, a0:a1, s0:s1], rep if ti == tj else None, nf, n, a0, a1, s0, s1)
                 rpad = -self.davg[ti, s0] / self.dstd[ti, s0]  # pyright: ignore  (registered buffer)
                 x = torch.cat([rr[..., 0].reshape(-1)[rows], rpad[:1]]).unsqueeze(-1)
-                gc, ys = net.fwd_cache(x)
+                if not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]  (training)
+                    gc, ys = net.fwd_cache_train(x)
+                else:
+                    gc, ys = net.fwd_cache(x)
                 g = gc.index_select(0, idx).view(nf * na, ns, m1)
                 part = torch.matmul(rr.transpose(-1, -2), g)  # (nf·na, 4, M1)
                 if s1 < s_end:  # the cut-off slots: empty everywhere (a separate 1-row net call: in
@@ -233,7 +236,10 @@ class SeA(nn.Module):
                 blk = torch.matmul(g, dpart.transpose(-1, -2))  # (nf·na, ns, 4)
                 dg = torch.matmul(rr, dpart).view(nf * na * ns, m1)  # ∂L/∂g of every slot
                 dgc = torch.zeros(ycache[k][0].shape[0], m1, dtype=dg.dtype, device=dg.device).index_add(0, idx, dg)
-                dsc = net.bwd(dgc, ycache[k]).view(-1)
+                if not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]
+                    dsc = net.bwd_train(dgc, ycache[k]).view(-1)  # training: hand-written backward
+                else:
+                    dsc = net.bwd(dgc, ycache[k]).view(-1)
                 ds = torch.cat([dsc[:-1], torch.zeros_like(dsc[:1])]).index_select(0, sidx).view(nf * na, ns, 1)
                 blk = torch.cat([blk[..., :1] + ds, blk[..., 1:]], dim=-1)
                 denv[:, a0:a1, s0:s1] = blk.view(nf, na, ns, 4)

@@ -56,9 +56,12 @@ class EnergyFitting(nn.Module):
             a1 = a0 + counts[t]
             if a1 > a0:
                 x = d[:, a0:a1].reshape(nf * (a1 - a0), d.shape[2])
-                e, ys = net.fwd_cache(x)
+                if not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]  (training)
+                    e, gin = net.value_and_grad_train(x)
+                else:
+                    e, ys = net.fwd_cache(x)
+                    gin = net.bwd(torch.ones_like(e), ys)
                 outs.append(e.reshape(nf, a1 - a0) + self.out_bias[t])  # pyright: ignore  (registered buffer)
-                gin = net.bwd(torch.ones_like(e), ys)
                 grads.append(gin.reshape(nf, a1 - a0, d.shape[2]))
             a0 = a1
         return torch.cat(outs, dim=1), torch.cat(grads, dim=1)

@@ -102,6 +102,31 @@ class MLP(nn.Sequential):
                 h = y
         return h, ys
 
+    @torch.jit.unused
+    def bwd_train(self, dout: torch.Tensor, ys: List[torch.Tensor]) -> torch.Tensor:
+        """:meth:`bwd` for training: the same values, differentiated by a hand-written backward."""
+        ws = [layer.weight for layer in self]
+        idts = [layer.idt for layer in self]
+        return _InputGrad.apply(_flags(self), dout, *ws, *idts, *ys)
+
+    @torch.jit.unused
+    def fwd_cache_train(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """:meth:`fwd_cache` for training, differentiated by a hand-written backward."""
+        ws = [layer.weight for layer in self]
+        bs = [layer.bias for layer in self]
+        idts = [layer.idt for layer in self]
+        out = _ForwardCache.apply(_flags(self), x, *ws, *bs, *idts)
+        return out[0], list(out[1:])
+
+    @torch.jit.unused
+    def value_and_grad_train(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Output (rows, out) and ``∂(Σ output)/∂x`` (rows, in) for training, as :meth:`fwd_cache`
+        then :meth:`bwd` with ones, differentiated by a hand-written backward."""
+        ws = [layer.weight for layer in self]
+        bs = [layer.bias for layer in self]
+        idts = [layer.idt for layer in self]
+        return _ValueAndInputGrad.apply(_flags(self), x, *ws, *bs, *idts)
+
     def bwd(self, dout: torch.Tensor, ys: List[torch.Tensor]) -> torch.Tensor:
         """``∂L/∂h`` from ``dout = ∂L/∂output`` (rows, out) and :meth:`fwd_cache`'s ``ys``."""
         ws: List[torch.Tensor] = []
@@ -127,6 +152,260 @@ class MLP(nn.Sequential):
                 din = torch.mm(dout, w.t())
             dout = din
         return dout
+
+
+def _flags(net: nn.Sequential) -> Tuple[int, ...]:
+    """Per layer: skip (0/1/2) + 4·activation + 8·has_idt."""
+    return tuple(int(layer.skip) + (4 if layer.activation else 0) + (8 if layer.has_idt else 0) for layer in net)
+
+
+def _input_grad(
+    flags: Tuple[int, ...],
+    ws: Sequence[torch.Tensor],
+    idts: Sequence[torch.Tensor],
+    ys: Sequence[torch.Tensor],
+    dout: torch.Tensor,
+) -> Tuple[torch.Tensor, List[torch.Tensor], List[torch.Tensor | None]]:
+    """:meth:`MLP.bwd`'s chain; also returns each layer's incoming ``dout`` and ``dz`` (for the adjoint)."""
+    nl = len(flags)
+    ins: List[torch.Tensor] = [dout] * nl
+    dzs: List[torch.Tensor | None] = [None] * nl
+    for k in range(nl - 1, -1, -1):
+        f, w = flags[k], ws[k]
+        ins[k] = dout
+        if f & 4:
+            dz = torch.ops.aten.tanh_backward(dout * idts[k] if f & 8 else dout, ys[k])
+            dzs[k] = dz
+            if f & 3 == 1:
+                dout = torch.addmm(dout, dz, w.t())
+            elif f & 3 == 2:
+                dout = torch.addmm(dout.view(-1, 2, w.shape[0]).sum(dim=1), dz, w.t())
+            else:
+                dout = torch.mm(dz, w.t())
+        else:
+            dout = torch.mm(dout, w.t())
+    return dout, ins, dzs
+
+
+def _input_grad_adjoint(
+    flags: Tuple[int, ...],
+    ws: Sequence[torch.Tensor],
+    idts: Sequence[torch.Tensor],
+    ys: Sequence[torch.Tensor],
+    ins: Sequence[torch.Tensor],
+    dzs: Sequence[torch.Tensor | None],
+    a: torch.Tensor,
+) -> Tuple[torch.Tensor, List[torch.Tensor | None], List[torch.Tensor | None], List[torch.Tensor | None]]:
+    """Backward of :func:`_input_grad` for ``a`` = ∂L/∂(its result): ∂L/∂dout and the gradients of
+    the weights, the ``idt`` and the tanh outputs ``ys``, walking the layers in forward order."""
+    nl = len(flags)
+    gws: List[torch.Tensor | None] = [None] * nl
+    gidts: List[torch.Tensor | None] = [None] * nl
+    gys: List[torch.Tensor | None] = [None] * nl
+    for k in range(nl):
+        f, w, c = flags[k], ws[k], ins[k]
+        dz = dzs[k]
+        if dz is not None:
+            adz = torch.mm(a, w)  # result = dz·Wᵀ (+ skip of c)
+            gws[k] = torch.mm(a.t(), dz)
+            y = ys[k]
+            u = c * idts[k] if f & 8 else c
+            au = torch.ops.aten.tanh_backward(adz, y)  # dz = u·(1 − y²)
+            gys[k] = (adz * u).mul_(y).mul_(-2.0)
+            if f & 8:
+                gidts[k] = (au * c).sum(dim=0)
+                au.mul_(idts[k])
+            if f & 3 == 1:
+                au.add_(a)
+            elif f & 3 == 2:
+                au.view(-1, 2, w.shape[0]).add_(a.unsqueeze(1))
+            a = au
+        else:
+            gws[k] = torch.mm(a.t(), c)
+            a = torch.mm(a, w)
+    return a, gws, gidts, gys
+
+
+class _InputGrad(torch.autograd.Function):
+    """:meth:`MLP.bwd` with a hand-written backward (training, embedding nets).
+
+    Autograd would differentiate the chain op by op (``tanh_backward``'s own backward alone costs
+    four passes and three temporaries per layer); this backward walks the layers once and returns
+    the gradients of ``dout``, the weights, the ``idt`` and the tanh outputs ``ys`` (through which
+    autograd carries on into the forward pass)."""
+
+    @staticmethod
+    def forward(ctx, flags: Tuple[int, ...], dout: torch.Tensor, *tensors: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        nl = len(flags)
+        ws, idts, ys = tensors[:nl], tensors[nl : 2 * nl], tensors[2 * nl :]
+        din, ins, dzs = _input_grad(flags, ws, idts, ys, dout)
+        ctx.flags = flags
+        ctx.set_materialize_grads(False)  # unused outputs get None, not zero tensors to run through
+        ctx.dzs = dzs
+        ctx.save_for_backward(*ws, *idts, *ys, *ins)
+        return din
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor | None):  # type: ignore[override]
+        flags = ctx.flags
+        nl = len(flags)
+        if grad is None:
+            return (None,) * (2 + 3 * nl)
+        sv = ctx.saved_tensors
+        a, gws, gidts, gys = _input_grad_adjoint(
+            flags, sv[:nl], sv[nl : 2 * nl], sv[2 * nl : 3 * nl], sv[3 * nl :], ctx.dzs, grad
+        )
+        ctx.dzs = None
+        return (None, a, *gws, *_idt_grads(flags, gidts), *gys)
+
+
+def _forward(
+    flags: Tuple[int, ...],
+    ws: Sequence[torch.Tensor],
+    bs: Sequence[torch.Tensor],
+    idts: Sequence[torch.Tensor],
+    x: torch.Tensor,
+) -> Tuple[torch.Tensor, List[torch.Tensor], List[torch.Tensor]]:
+    """:meth:`MLP.fwd_cache`; also returns each layer's input."""
+    hs: List[torch.Tensor] = []
+    ys: List[torch.Tensor] = []
+    h = x
+    for k in range(len(flags)):
+        f = flags[k]
+        hs.append(h)
+        y = torch.addmm(bs[k], h, ws[k])
+        ys.append(torch.tanh(y) if f & 4 else y)
+        if f & 4:
+            y = ys[-1]
+            o = y * idts[k] if f & 8 else y
+            if f & 3 == 1:
+                o = o + h
+            elif f & 3 == 2:
+                n_in = h.shape[1]
+                o = (o.view(-1, 2, n_in) + h.unsqueeze(1)).view(-1, 2 * n_in)
+            h = o
+        else:
+            h = y
+    return h, hs, ys
+
+
+def _forward_adjoint(
+    flags: Tuple[int, ...],
+    ws: Sequence[torch.Tensor],
+    idts: Sequence[torch.Tensor],
+    ys: Sequence[torch.Tensor],
+    hs: Sequence[torch.Tensor],
+    a: torch.Tensor | None,
+    gys: Sequence[torch.Tensor | None],
+    gws: List[torch.Tensor | None],
+    gidts: List[torch.Tensor | None],
+    need_x: bool,
+) -> Tuple[torch.Tensor | None, List[torch.Tensor | None], List[torch.Tensor | None], List[torch.Tensor | None]]:
+    """Backward of :func:`_forward` for ``a`` = ∂L/∂output and ``gys`` = ∂L/∂(tanh outputs) given
+    directly; weight and ``idt`` gradients accumulate into ``gws``/``gidts`` (in place where set)."""
+    nl = len(flags)
+    gbs: List[torch.Tensor | None] = [None] * nl
+    for k in range(nl - 1, -1, -1):
+        f, w, h = flags[k], ws[k], hs[k]
+        gy = gys[k]
+        skip_a: torch.Tensor | None = None
+        if f & 4:
+            y = ys[k]
+            if a is None:
+                if gy is None:
+                    continue
+                ay = gy
+            else:
+                ay = a * idts[k] if f & 8 else a
+                if f & 8:
+                    gi = (a * y).sum(dim=0)
+                    prev = gidts[k]
+                    gidts[k] = gi if prev is None else prev + gi
+                if gy is not None:
+                    ay = ay + gy
+                if f & 3 == 1:
+                    skip_a = a
+                elif f & 3 == 2:
+                    skip_a = a.view(-1, 2, h.shape[1]).sum(dim=1)
+            az = torch.ops.aten.tanh_backward(ay, y)
+        elif a is None:  # linear: ys[k] is the output itself
+            if gy is None:
+                continue
+            az = gy
+        else:
+            az = a if gy is None else a + gy
+        gw = gws[k]
+        gws[k] = torch.mm(h.t(), az) if gw is None else gw.addmm_(h.t(), az)
+        gbs[k] = az.sum(dim=0)
+        a = None
+        if k > 0 or need_x:
+            a = torch.mm(az, w.t()) if skip_a is None else torch.addmm(skip_a, az, w.t())
+    return a, gws, gbs, gidts
+
+
+def _idt_grads(flags: Tuple[int, ...], gidts: List[torch.Tensor | None]) -> List[torch.Tensor | None]:
+    return [g if flags[k] & 8 else None for k, g in enumerate(gidts)]
+
+
+class _ForwardCache(torch.autograd.Function):
+    """:meth:`MLP.fwd_cache` (output and tanh outputs) with a hand-written backward (training)."""
+
+    @staticmethod
+    def forward(ctx, flags: Tuple[int, ...], x: torch.Tensor, *tensors: torch.Tensor):  # type: ignore[override]
+        nl = len(flags)
+        ws, bs, idts = tensors[:nl], tensors[nl : 2 * nl], tensors[2 * nl :]
+        h, hs, ys = _forward(flags, ws, bs, idts, x)
+        ctx.flags = flags
+        ctx.set_materialize_grads(False)  # unused outputs get None, not zero tensors to run through
+        ctx.save_for_backward(*ws, *idts, *ys, *hs)
+        return (h, *ys)
+
+    @staticmethod
+    def backward(ctx, g_out: torch.Tensor | None, *g_ys: torch.Tensor | None):  # type: ignore[override]
+        flags = ctx.flags
+        nl = len(flags)
+        sv = ctx.saved_tensors
+        ws, idts, ys, hs = (sv[i * nl : (i + 1) * nl] for i in range(4))
+        gidts: List[torch.Tensor | None] = [None] * nl
+        a, gws, gbs, gidts = _forward_adjoint(
+            flags, ws, idts, ys, hs, g_out, list(g_ys), [None] * nl, gidts, bool(ctx.needs_input_grad[1])
+        )
+        return (None, a, *gws, *gbs, *_idt_grads(flags, gidts))
+
+
+class _ValueAndInputGrad(torch.autograd.Function):
+    """Output of a fitting net and its input gradient for ``∂L/∂output = 1`` (:meth:`MLP.fwd_cache`
+    then :meth:`MLP.bwd`) with a hand-written backward: both uses of each weight accumulate into one
+    gradient buffer, and no autograd graph is kept for either chain."""
+
+    @staticmethod
+    def forward(ctx, flags: Tuple[int, ...], x: torch.Tensor, *tensors: torch.Tensor):  # type: ignore[override]
+        nl = len(flags)
+        ws, bs, idts = tensors[:nl], tensors[nl : 2 * nl], tensors[2 * nl :]
+        h, hs, ys = _forward(flags, ws, bs, idts, x)
+        din, ins, dzs = _input_grad(flags, ws, idts, ys, torch.ones_like(h))
+        ctx.flags = flags
+        ctx.set_materialize_grads(False)  # unused outputs get None, not zero tensors to run through
+        ctx.dzs = dzs
+        ctx.save_for_backward(*ws, *idts, *ys, *ins, *hs)
+        return h, din
+
+    @staticmethod
+    def backward(ctx, g_out: torch.Tensor | None, g_din: torch.Tensor | None):  # type: ignore[override]
+        flags = ctx.flags
+        nl = len(flags)
+        sv = ctx.saved_tensors
+        ws, idts, ys, ins, hs = (sv[i * nl : (i + 1) * nl] for i in range(5))
+        gws: List[torch.Tensor | None] = [None] * nl
+        gidts: List[torch.Tensor | None] = [None] * nl
+        gys: List[torch.Tensor | None] = [None] * nl
+        if g_din is not None:
+            _, gws, gidts, gys = _input_grad_adjoint(flags, ws, idts, ys, ins, ctx.dzs, g_din)
+        ctx.dzs = None
+        a, gws, gbs, gidts = _forward_adjoint(
+            flags, ws, idts, ys, hs, g_out, gys, gws, gidts, bool(ctx.needs_input_grad[1])
+        )
+        return (None, a, *gws, *gbs, *_idt_grads(flags, gidts))
 
 
 def mlp(
