@@ -27,11 +27,11 @@ def train(config: dict[str, Any], training: Any = None, validation: Any = None, 
     return _train(config, training, validation, **kwargs)
 
 
-def freeze(checkpoint: str = ".", output: str = "model.pth") -> str:
+def freeze(checkpoint: str = ".", output: str = "model.pth", tables: bool = True) -> str:
     """Write a self-contained TorchScript model; see :func:`dpconv.trainer.export.freeze`."""
     from dpconv.trainer.export import freeze as _freeze
 
-    return _freeze(checkpoint, output)
+    return _freeze(checkpoint, output, tables)
 
 
 def load(path: str, device: str = "cpu") -> Evaluator:

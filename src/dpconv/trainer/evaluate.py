@@ -46,7 +46,7 @@ class Evaluator:
 
             blob = checkpoint.load(path)
             self.module = build_frozen(blob, self.device)
-            self.metadata = metadata(blob)
+            self.metadata = metadata(blob, self.module.table_terms)
         self.type_map: list[str] = list(self.module.get_type_map())
         self.rcut = float(self.module.get_rcut())
 

@@ -52,6 +52,8 @@ def lower_neighbors(
 class FrozenModel(nn.Module):
     """An :class:`EnergyModel` that takes raw frames (any atom order, optional cell)."""
 
+    __jit_ignored_attributes__ = ("table_terms",)  # Python-side record (the metadata has it)
+
     def __init__(self, model: EnergyModel, model_def: str = "{}", min_nbor_dist: float = 0.0) -> None:
         super().__init__()
         self.model = model
@@ -61,6 +63,7 @@ class FrozenModel(nn.Module):
         self.ntypes = len(model.type_map)
         self.model_def = model_def
         self.min_nbor_dist = float(min_nbor_dist)
+        self.table_terms = list[int]()  # Chebyshev terms per embedding net (0: none), set by build_frozen
 
     @torch.jit.export
     def get_rcut(self) -> float:
@@ -223,18 +226,27 @@ class FrozenModel(nn.Module):
         return out
 
 
-def build_frozen(blob: dict, device: str | torch.device = "cpu") -> FrozenModel:
-    """A FrozenModel (eager) from a loaded checkpoint dict."""
+def table_rmin(min_nbor_dist: float) -> float:
+    """Closest distance (Å) the embedding tables serve: half the training data's closest pair (0.4 Å
+    when unknown); closer pairs make their block run the nets themselves."""
+    return 0.5 * min_nbor_dist if min_nbor_dist > 0 else 0.4
+
+
+def build_frozen(blob: dict, device: str | torch.device = "cpu", tables: bool = True) -> FrozenModel:
+    """A FrozenModel (eager) from a loaded checkpoint dict; with ``tables``, the embedding nets get
+    Chebyshev tables equal to them to ~1e-12 (:mod:`dpconv.trainer.nn.chebyshev`)."""
     cfg = blob["config"]
     model = EnergyModel.from_config(cfg["model"])
     model.load_state_dict(blob["model"])
     model.eval()
     mdef = {k: v for k, v in cfg["model"].items() if k != "precision_resolved"}
-    fm = FrozenModel(model, json.dumps(mdef), float(blob.get("extra", {}).get("min_nbor_dist", 0.0)))
-    return fm.to(device)
+    mnd = float(blob.get("extra", {}).get("min_nbor_dist", 0.0))
+    fm = FrozenModel(model, json.dumps(mdef), mnd).to(device)
+    fm.table_terms = model.descriptor.tabulate(table_rmin(mnd)) if tables else []
+    return fm
 
 
-def metadata(blob: dict) -> dict:
+def metadata(blob: dict, table_terms: List[int] | None = None) -> dict:
     from dpconv import __version__
 
     m = blob["config"]["model"]
@@ -250,18 +262,23 @@ def metadata(blob: dict) -> dict:
         "precision": m.get("precision_resolved", "float64"),
         "step": blob.get("step"),
         "model": {k: v for k, v in m.items() if k != "precision_resolved"},
+        "embedding_tables": {
+            "terms": list(table_terms or []),
+            "rmin": table_rmin(float(blob.get("extra", {}).get("min_nbor_dist", 0.0))),
+        },
     }
 
 
-def freeze(checkpoint_path: str = ".", output: str = "model.pth") -> str:
-    """Script the model in ``checkpoint_path`` (a file, or a folder with a ``checkpoint`` marker)."""
+def freeze(checkpoint_path: str = ".", output: str = "model.pth", tables: bool = True) -> str:
+    """Script the model in ``checkpoint_path`` (a file, or a folder with a ``checkpoint`` marker);
+    ``tables=False`` keeps the embedding nets only (no Chebyshev tables)."""
     from dpconv.trainer import checkpoint
 
     if not output.endswith(".pth"):
         output += ".pth"
     blob = checkpoint.load(checkpoint_path)
-    fm = build_frozen(blob)
-    extra = {EXTRA: json.dumps(metadata(blob)), "data_modifier.pth": ""}
+    fm = build_frozen(blob, tables=tables)
+    extra = {EXTRA: json.dumps(metadata(blob, fm.table_terms)), "data_modifier.pth": ""}
     with warnings.catch_warnings():  # TorchScript is what DeePMD-kit's consumers (LAMMPS, ASE) load
         warnings.simplefilter("ignore", DeprecationWarning)
         scripted = torch.jit.script(fm)

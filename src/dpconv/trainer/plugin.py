@@ -63,11 +63,16 @@ def train(
     help="A checkpoint file, or a folder whose 'checkpoint' file names the latest one.",
 )
 @click.option("-o", "--output", default="model.pth", show_default=True, help="Frozen model file (.pth).")
-def freeze(ckpt: str, output: str) -> None:
+@click.option(
+    "--no-tables",
+    is_flag=True,
+    help="Evaluate the embedding nets themselves instead of their Chebyshev tables (equal to ~1e-12, faster).",
+)
+def freeze(ckpt: str, output: str, no_tables: bool) -> None:
     """Write a self-contained TorchScript model (loads with torch alone)."""
     from dpconv.trainer.export import freeze as run
 
-    out = run(ckpt, output)
+    out = run(ckpt, output, tables=not no_tables)
     click.echo(f"wrote {out}")
 
 

@@ -58,6 +58,10 @@ class SeA(nn.Module):
         )
         self.register_buffer("davg", torch.zeros(ntypes, self.nnei, 4, dtype=dtype))
         self.register_buffer("dstd", torch.ones(ntypes, self.nnei, 4, dtype=dtype))
+        # frozen models only (:meth:`tabulate`): per net, Chebyshev coefficients (K, 2·M1) of
+        # [G | dG/ds] and the s range (2,) they serve; empty tensors where the net runs as is
+        self.tables = [torch.zeros(0, dtype=dtype) for _ in range(nnets)]
+        self.table_ranges = [torch.zeros(2, dtype=torch.float64) for _ in range(nnets)]
 
     def _used(self, mask: torch.Tensor, s0: int, s1: int) -> int:
         """End of the used slots of block ``s0:s1`` (last real neighbour + 1 over the batch): the
@@ -67,6 +71,49 @@ class SeA(nn.Module):
             return s0
         pos = torch.arange(1, s1 - s0 + 1, device=mask.device)
         return s0 + int((mk * pos).amax())
+
+    @torch.jit.unused
+    def tabulate(self, rmin: float, tol: float = 1e-12) -> List[int]:
+        """Chebyshev tables of the embedding nets for distances ≥ ``rmin`` (inference of frozen
+        models; :mod:`.chebyshev`). Returns the number of terms per net (0: no table, the net runs)."""
+        from dpconv.trainer.nn.chebyshev import fit
+        from dpconv.trainer.nn.env import switch
+
+        nt = self.ntypes
+        tables: List[torch.Tensor] = []
+        ranges: List[torch.Tensor] = []
+        terms: List[int] = []
+        r = torch.tensor(rmin, dtype=torch.float64)
+        top = float(switch(r, self.rcut_smth, self.rcut)) / rmin
+        for k, net in enumerate(self.nets):
+            ti = k % nt
+            avg, std = float(self.davg[ti, 0, 0]), float(self.dstd[ti, 0, 0])  # pyright: ignore
+            lo, hi = -avg / std, (top - avg) / std  # sw(r)/r spans [0, top] for r ≥ rmin
+            # float32: the basis' rounding (~k²·eps) would show; such models keep their nets
+            exact = self.type_one_side or self.davg.dtype != torch.float64  # pyright: ignore
+            c = None if exact else fit(net, lo, hi, tol)
+            dev = self.davg.device  # pyright: ignore
+            tables.append(torch.zeros(0, dtype=self.davg.dtype, device=dev) if c is None else c)  # pyright: ignore
+            ranges.append(torch.tensor([lo, hi], dtype=torch.float64, device=dev))
+            terms.append(0 if c is None else c.shape[0])
+        self.tables = tables
+        self.table_ranges = ranges
+        return terms
+
+    def _table(self, k: int, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor] | None:
+        """``G`` and ``dG/ds`` (rows, M1) from net ``k``'s table, if it has one covering ``x`` (rows, 1)."""
+        if self.tables[k].numel() == 0:
+            return None
+        lo, hi = float(self.table_ranges[k][0]), float(self.table_ranges[k][1])
+        eps = 1e-9 * (hi - lo)
+        if float(x.min()) < lo - eps or float(x.max()) > hi + eps:
+            return None
+        c = self.tables[k]
+        t = ((2.0 * x - (lo + hi)) / (hi - lo)).clamp(-1.0, 1.0)
+        j = torch.arange(c.shape[0], dtype=x.dtype, device=x.device)
+        gg = torch.mm(torch.cos(torch.arccos(t) * j), c)
+        m1 = self.dim_emb
+        return gg[:, :m1], gg[:, m1:]
 
     @property
     def dim_out(self) -> int:
@@ -173,7 +220,11 @@ class SeA(nn.Module):
                 rows, idx, sidx = self._rows(mask[:, a0:a1, s0:s1], rep if ti == tj else None, nf, n, a0, a1, s0, s1)
                 rpad = -self.davg[ti, s0] / self.dstd[ti, s0]  # pyright: ignore  (registered buffer)
                 x = torch.cat([rr[..., 0].reshape(-1)[rows], rpad[:1]]).unsqueeze(-1)
-                if not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]  (training)
+                tab = None if torch.is_grad_enabled() else self._table(k, x)
+                if tab is not None:  # frozen model: [G | dG/ds] from the table; ys = [marker, dG/ds]
+                    gc = tab[0]
+                    ys = [empty.to(x.dtype), tab[1]]
+                elif not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]  (training)
                     gc, ys = net.fwd_cache_train(x)
                 else:
                     gc, ys = net.fwd_cache(x)
@@ -235,11 +286,14 @@ class SeA(nn.Module):
                 dpart = dt[:, a0:a1].reshape(nf * na, 4, m1)
                 blk = torch.matmul(g, dpart.transpose(-1, -2))  # (nf·na, ns, 4)
                 dg = torch.matmul(rr, dpart).view(nf * na * ns, m1)  # ∂L/∂g of every slot
-                dgc = torch.zeros(ycache[k][0].shape[0], m1, dtype=dg.dtype, device=dg.device).index_add(0, idx, dg)
-                if not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]
-                    dsc = net.bwd_train(dgc, ycache[k]).view(-1)  # training: hand-written backward
+                ys = ycache[k]
+                dgc = torch.zeros(ys[-1].shape[0], m1, dtype=dg.dtype, device=dg.device).index_add(0, idx, dg)
+                if ys[0].numel() == 0:  # table: dG/ds is known
+                    dsc = (dgc * ys[1]).sum(dim=-1)
+                elif not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]
+                    dsc = net.bwd_train(dgc, ys).view(-1)  # training: hand-written backward
                 else:
-                    dsc = net.bwd(dgc, ycache[k]).view(-1)
+                    dsc = net.bwd(dgc, ys).view(-1)
                 ds = torch.cat([dsc[:-1], torch.zeros_like(dsc[:1])]).index_select(0, sidx).view(nf * na, ns, 1)
                 blk = torch.cat([blk[..., :1] + ds, blk[..., 1:]], dim=-1)
                 denv[:, a0:a1, s0:s1] = blk.view(nf, na, ns, 4)
