@@ -88,3 +88,15 @@ def test_pair_closer_than_table_falls_back(models):
     lo, hi = (float(v) for v in desc.table_ranges[0])
     assert desc._table(0, torch.tensor([[lo], [hi + 1.0]], dtype=torch.float64)) is None
     assert desc._table(0, torch.tensor([[lo], [hi]], dtype=torch.float64)) is not None
+
+
+def test_blocks_without_neighbours(models):
+    """Type pairs with no neighbour at all (empty blocks) go through the tabulated path too."""
+    plain, _, scripted = models
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.uniform(0, 3.0, (4, 3)), 30.0 + rng.uniform(0, 3.0, (8, 3))])  # O and H far apart
+    types = torch.tensor([0] * 4 + [1] * 8)
+    ref = plain(torch.tensor(x)[None], types)
+    out = scripted(torch.tensor(x)[None], types)
+    for k in ("energy", "force", "virial"):
+        torch.testing.assert_close(out[k], ref[k], atol=1e-10, rtol=0)

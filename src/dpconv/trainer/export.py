@@ -124,7 +124,11 @@ class FrozenModel(nn.Module):
             nlist, shifts = build_neighbors(x.detach(), cells, t, self.rcut, self.sel)
             rij = pair_vectors(x.detach(), cells, nlist, shifts)
             nc = nlist.shape[2]
-            rep = pair_representatives(nlist, shifts, t) + (torch.arange(nf, device=x.device) * (n * nc)).view(nf, 1, 1)
+            rep: torch.Tensor | None = None
+            if not self.model.descriptor.tabulated():  # shared pairs only save net evaluations
+                rep = pair_representatives(nlist, shifts, t) + (torch.arange(nf, device=x.device) * (n * nc)).view(
+                    nf, 1, 1
+                )
         # first derivatives by hand (EnergyModel.energy_grad): no autograd graph
         out = self.model.from_pairs_inference(rij, nlist, t, counts, rep)
         return {

@@ -100,20 +100,24 @@ class SeA(nn.Module):
         self.table_ranges = ranges
         return terms
 
-    def _table(self, k: int, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor] | None:
-        """``G`` and ``dG/ds`` (rows, M1) from net ``k``'s table, if it has one covering ``x`` (rows, 1)."""
+    def tabulated(self) -> bool:
+        """True when every embedding net has a table (:meth:`tabulate`)."""
+        return all(c.numel() != 0 for c in self.tables)
+
+    def _table(self, k: int, x: torch.Tensor) -> torch.Tensor | None:
+        """``[G | dG/ds]`` (rows, 2·M1) from net ``k``'s table, if it has one covering ``x`` (rows, 1)."""
         if self.tables[k].numel() == 0:
             return None
+        c = self.tables[k]
+        if x.numel() == 0:  # a block with no used slot
+            return torch.zeros(0, c.shape[1], dtype=x.dtype, device=x.device)
         lo, hi = float(self.table_ranges[k][0]), float(self.table_ranges[k][1])
         eps = 1e-9 * (hi - lo)
         if float(x.min()) < lo - eps or float(x.max()) > hi + eps:
             return None
-        c = self.tables[k]
         t = ((2.0 * x - (lo + hi)) / (hi - lo)).clamp(-1.0, 1.0)
         j = torch.arange(c.shape[0], dtype=x.dtype, device=x.device)
-        gg = torch.mm(torch.cos(torch.arccos(t) * j), c)
-        m1 = self.dim_emb
-        return gg[:, :m1], gg[:, m1:]
+        return torch.mm(torch.cos(torch.arccos(t) * j), c)
 
     @property
     def dim_out(self) -> int:
@@ -217,18 +221,28 @@ class SeA(nn.Module):
                 s1 = self._used(mask[:, a0:a1], s0, s_end)
                 na, ns = a1 - a0, s1 - s0
                 rr = env[:, a0:a1, s0:s1, :].reshape(nf * na, ns, 4)
-                rows, idx, sidx = self._rows(mask[:, a0:a1, s0:s1], rep if ti == tj else None, nf, n, a0, a1, s0, s1)
                 rpad = -self.davg[ti, s0] / self.dstd[ti, s0]  # pyright: ignore  (registered buffer)
-                x = torch.cat([rr[..., 0].reshape(-1)[rows], rpad[:1]]).unsqueeze(-1)
-                tab = None if torch.is_grad_enabled() else self._table(k, x)
-                if tab is not None:  # frozen model: [G | dG/ds] from the table; ys = [marker, dG/ds]
-                    gc = tab[0]
-                    ys = [empty.to(x.dtype), tab[1]]
-                elif not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]  (training)
-                    gc, ys = net.fwd_cache_train(x)
+                tab: torch.Tensor | None = None
+                if self.tables[k].numel() > 0 and not torch.is_grad_enabled():
+                    # frozen model: the table straight on every slot of the block (empty ones hold
+                    # rpad already): [G | dG/ds] in slot layout, no row selection and no gather
+                    tab = self._table(k, rr[..., 0].reshape(-1, 1))
+                if tab is not None:
+                    g2 = tab.view(nf * na, ns, 2 * m1)
+                    g = g2[..., :m1]
+                    idx = sidx = empty
+                    ys = [empty.to(rij.dtype)]
                 else:
-                    gc, ys = net.fwd_cache(x)
-                g = gc.index_select(0, idx).view(nf * na, ns, m1)
+                    rows, idx, sidx = self._rows(
+                        mask[:, a0:a1, s0:s1], rep if ti == tj else None, nf, n, a0, a1, s0, s1
+                    )
+                    x = torch.cat([rr[..., 0].reshape(-1)[rows], rpad[:1]]).unsqueeze(-1)
+                    if not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]  (training)
+                        gc, ys = net.fwd_cache_train(x)
+                    else:
+                        gc, ys = net.fwd_cache(x)
+                    g2 = gc.index_select(0, idx).view(nf * na, ns, m1)
+                    g = g2
                 part = torch.matmul(rr.transpose(-1, -2), g)  # (nf·na, 4, M1)
                 if s1 < s_end:  # the cut-off slots: empty everywhere (a separate 1-row net call: in
                     # training, taking the row out of gc would cost a zero-filled gradient of gc)
@@ -236,7 +250,7 @@ class SeA(nn.Module):
                     part = part + float(s_end - s1) * (rpad.unsqueeze(-1) * gpad)
                 part = part.view(nf, na, 4, m1)
                 tparts[ti] = part if tparts[ti].numel() == 0 else tparts[ti] + part
-                cache += [g, idx, sidx]
+                cache += [g2, idx, sidx]
                 ycache.append(ys)
             else:
                 cache += [empty, empty, empty]
@@ -284,17 +298,22 @@ class SeA(nn.Module):
                 s1 = s0 + ns
                 rr = env[:, a0:a1, s0:s1, :].reshape(nf * na, ns, 4)
                 dpart = dt[:, a0:a1].reshape(nf * na, 4, m1)
-                blk = torch.matmul(g, dpart.transpose(-1, -2))  # (nf·na, ns, 4)
-                dg = torch.matmul(rr, dpart).view(nf * na * ns, m1)  # ∂L/∂g of every slot
                 ys = ycache[k]
-                dgc = torch.zeros(ys[-1].shape[0], m1, dtype=dg.dtype, device=dg.device).index_add(0, idx, dg)
-                if ys[0].numel() == 0:  # table: dG/ds is known
-                    dsc = (dgc * ys[1]).sum(dim=-1)
-                elif not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]
-                    dsc = net.bwd_train(dgc, ys).view(-1)  # training: hand-written backward
+                if ys[0].numel() == 0:
+                    # table: g holds [G | dG/ds] per slot, so each slot's ∂L/∂s is R·(dG/ds·dTᵀ)
+                    # directly: no ∂L/∂G tensor, no scatter onto the rows, no pass back through the net
+                    dpt = dpart.transpose(-1, -2)
+                    blk = torch.matmul(g[..., :m1], dpt)  # (nf·na, ns, 4)
+                    ds = (torch.matmul(g[..., m1:], dpt) * rr).sum(dim=-1, keepdim=True)
                 else:
-                    dsc = net.bwd(dgc, ys).view(-1)
-                ds = torch.cat([dsc[:-1], torch.zeros_like(dsc[:1])]).index_select(0, sidx).view(nf * na, ns, 1)
+                    blk = torch.matmul(g, dpart.transpose(-1, -2))  # (nf·na, ns, 4)
+                    dg = torch.matmul(rr, dpart).view(nf * na * ns, m1)  # ∂L/∂g of every slot
+                    dgc = torch.zeros(ys[-1].shape[0], m1, dtype=dg.dtype, device=dg.device).index_add(0, idx, dg)
+                    if not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]
+                        dsc = net.bwd_train(dgc, ys).view(-1)  # training: hand-written backward
+                    else:
+                        dsc = net.bwd(dgc, ys).view(-1)
+                    ds = torch.cat([dsc[:-1], torch.zeros_like(dsc[:1])]).index_select(0, sidx).view(nf * na, ns, 1)
                 blk = torch.cat([blk[..., :1] + ds, blk[..., 1:]], dim=-1)
                 denv[:, a0:a1, s0:s1] = blk.view(nf, na, ns, 4)
         draw = denv / self.dstd[atype]  # pyright: ignore  (registered buffer)
