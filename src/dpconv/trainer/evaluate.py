@@ -26,8 +26,10 @@ class Evaluator:
     """
 
     def __init__(self, path: str, device: str = "cpu") -> None:
+        from dpconv.trainer import malloc
         from dpconv.trainer.dist import resolve_device
 
+        malloc.tune()
         self.device = resolve_device(device)
         self.path = path
         if not os.path.exists(path):

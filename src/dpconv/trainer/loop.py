@@ -14,7 +14,7 @@ import torch
 
 from dpconv.errors import ConfigError
 from dpconv.system import LabeledSystem
-from dpconv.trainer import checkpoint
+from dpconv.trainer import checkpoint, malloc
 from dpconv.trainer.config import normalize, resolve_seed
 from dpconv.trainer.data import Sampler, SystemData, batch_size_for, expand_systems, resolve_sel
 from dpconv.trainer.dist import average_gradients, init_distributed, resolve_device
@@ -135,6 +135,7 @@ class Trainer:
     ) -> None:
         self.log_fn = log or (lambda s: None)
         self.workdir = workdir
+        malloc.tune()  # keep freed tensor pages in the process (see dpconv.trainer.malloc)
         self.device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
         self.rank, self.world = init_distributed(self.device)
         self.ckpt: dict[str, Any] | None = None

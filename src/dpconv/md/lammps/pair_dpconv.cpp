@@ -20,6 +20,9 @@
 #include <ATen/Parallel.h>
 
 #include <dlfcn.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -68,6 +71,15 @@ PairDPConv::PairDPConv(LAMMPS *lmp) :
   comm_reverse = 0;
   const char *nt = std::getenv("DPCONV_NUM_THREADS");
   if (nt && std::atoi(nt) > 0) at::set_num_threads(std::atoi(nt));
+#if defined(__GLIBC__)
+  // keep the pages of the model's big short-lived tensors in the process (dpconv/trainer/malloc.py:
+  // glibc's defaults hand them back and fault them in again on every step)
+  const char *nm = std::getenv("DPCONV_NO_MALLOPT");
+  if (!nm || !*nm || std::strcmp(nm, "0") == 0) {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  }
+#endif
 }
 
 PairDPConv::~PairDPConv()
