@@ -4,8 +4,10 @@ Same data, same input.json (the tutorial's network sizes), same number of
 steps; the two tools run alternately (``--rounds``) because the machine may be
 shared. Prints s/step for each, the ratio, the validation RMSE after the same
 number of steps (from each tool's lcurve.out), and the time to evaluate one
-frame with each frozen model (DeePMD-kit's ``DeepPot`` vs ``torch.jit.load``
-of dpconv's file).
+frame with each frozen model: dpconv's file through bare ``torch.jit.load`` and
+through ``dpconv.trainer.load`` (which also sets glibc malloc up, see
+``dpconv.trainer.malloc``), DeePMD-kit's ``DeepPot`` as is and with the same
+malloc settings (environment variables), so the allocator's share is visible.
 
 DeePMD-kit runs from a separate venv (``--dp-python``, default
 /work/dpref-venv/bin/python, made with ``pip install torch==2.13.0
@@ -151,7 +153,7 @@ dp = DeepPot({model!r})
 c = np.load({coord!r})[:1]; b = np.load({box!r})[:1]; t = np.loadtxt({types!r}, dtype=int)
 dp.eval(c, b, t)
 ts = []
-for _ in range(10):
+for _ in range(30):
     t0 = time.perf_counter(); dp.eval(c, b, t); ts.append(time.perf_counter() - t0)
 print(np.median(ts))
 """
@@ -164,10 +166,34 @@ b = torch.tensor(np.load({box!r})[:1], dtype=torch.float64)
 t = torch.tensor(np.loadtxt({types!r}, dtype=int))
 m(c, t, b)
 ts = []
-for _ in range(10):
+for _ in range(30):
     t0 = time.perf_counter(); m(c, t, b); ts.append(time.perf_counter() - t0)
 print(np.median(ts))
 """
+
+# through dpconv's loader (what dpconv's ASE/OpenMM/LAMMPS paths use): it also sets malloc up
+INFER_LOADER = """
+import sys, time, numpy as np
+from dpconv.trainer import load
+ev = load({model!r})
+t = np.loadtxt({types!r}, dtype=int)
+c = np.load({coord!r})[:1].reshape(1, len(t), 3); b = np.load({box!r})[:1].reshape(1, 3, 3)
+ev.evaluate(c, b, t)
+ts = []
+for _ in range(30):
+    t0 = time.perf_counter(); ev.evaluate(c, b, t); ts.append(time.perf_counter() - t0)
+print(np.median(ts))
+"""
+
+# glibc settings equal to dpconv.trainer.malloc's, for the reference tool's process
+SAME_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def _median(cmd: list[str], env: dict[str, str]) -> float | str:
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        return out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"
+    return float(out.stdout.split()[-1])
 
 
 def main() -> None:
@@ -251,13 +277,12 @@ def main() -> None:
         )
         d = dirs["dpconv"]
         subprocess.run([dpconv_bin, "freeze", "-o", "model.pth"], cwd=d, check=True, capture_output=True)
-        code = INFER_OURS.format(model=os.path.join(d, "model.pth"), **files)
-        ours = float(
-            subprocess.run(
-                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-            ).stdout.split()[-1]
-        )
-        msg = f"  inference, 1 frame: dpconv {ours * 1e3:.1f} ms"
+        model = os.path.join(d, "model.pth")
+        ours = {
+            "torch.jit.load": _median([sys.executable, "-c", INFER_OURS.format(model=model, **files)], env),
+            "dpconv.trainer.load": _median([sys.executable, "-c", INFER_LOADER.format(model=model, **files)], env),
+        }
+        theirs: dict[str, float | str] = {}
         if have_dp and "deepmd" in dirs:
             dd = dirs["deepmd"]
             subprocess.run(
@@ -267,17 +292,16 @@ def main() -> None:
                 capture_output=True,
                 check=True,
             )
-            out = subprocess.run(
-                [args.dp_python, "-c", INFER_DP.format(ref=DP_REF, model=os.path.join(dd, "dp.pth"), **files)],
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            if out.returncode == 0:
-                theirs = float(out.stdout.split()[-1])
-                msg += f", DeepPot {theirs * 1e3:.1f} ms, speed-up {theirs / ours:.2f}x"
-            else:
-                msg += f", DeepPot failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else '?'}"
+            code = INFER_DP.format(ref=DP_REF, model=os.path.join(dd, "dp.pth"), **files)
+            theirs["DeepPot"] = _median([args.dp_python, "-c", code], env)
+            theirs["DeepPot, same malloc settings"] = _median([args.dp_python, "-c", code], {**env, **SAME_MALLOC})
+        msg = "  inference, 1 frame (median of 30):"
+        for name, v in {**ours, **theirs}.items():
+            msg += f"\n    {name}: " + (f"{v * 1e3:.1f} ms" if isinstance(v, float) else f"failed: {v}")
+        for rname, ref in theirs.items():
+            for name, v in ours.items():
+                if isinstance(ref, float) and isinstance(v, float):
+                    msg += f"\n    speed-up, {rname} / {name}: {ref / v:.2f}x"
         print(msg)
 
 

@@ -61,7 +61,14 @@ def cli() -> None:
     """
 
 
+COMPUTE_COMMANDS = ("train", "test", "md")  # they re-execute once with huge pages for tensors
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] in COMPUTE_COMMANDS:
+        from dpconv.trainer.malloc import reexec_with_hugepages
+
+        reexec_with_hugepages(sys.argv)
     try:
         cli(prog_name="dpconv")
     except DpconvError as exc:  # errors raised while loading plugins
