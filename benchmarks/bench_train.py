@@ -8,6 +8,8 @@ frame with each frozen model: dpconv's file through bare ``torch.jit.load`` and
 through ``dpconv.trainer.load`` (which also sets glibc malloc up, see
 ``dpconv.trainer.malloc``), DeePMD-kit's ``DeepPot`` as is and with the same
 malloc settings (environment variables), so the allocator's share is visible.
+``dpconv train`` gives itself those settings (``dpconv.trainer.malloc``); ``--dp-same-malloc``
+runs DeePMD-kit's training with them too.
 
 DeePMD-kit runs from a separate venv (``--dp-python``, default
 /work/dpref-venv/bin/python, made with ``pip install torch==2.13.0
@@ -185,8 +187,10 @@ for _ in range(30):
 print(np.median(ts))
 """
 
-# glibc settings equal to dpconv.trainer.malloc's, for the reference tool's process
-SAME_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+# glibc settings equal to those dpconv's CLI gives itself (dpconv.trainer.malloc: mallopt and the
+# huge-page tunable), as environment variables for any process
+HUGEPAGES = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+SAME_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30), **HUGEPAGES}
 
 
 def _median(cmd: list[str], env: dict[str, str]) -> float | str:
@@ -207,6 +211,11 @@ def main() -> None:
     ap.add_argument("--no-infer", action="store_true")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--seeds", type=int, nargs="*", default=None, help="one round per seed (both tools)")
+    ap.add_argument(
+        "--dp-same-malloc",
+        action="store_true",
+        help="run DeePMD-kit with the glibc settings dpconv's CLI gives itself (mallopt values, huge pages)",
+    )
     args = ap.parse_args()
     if args.seeds:
         args.rounds = len(args.seeds)
@@ -217,7 +226,10 @@ def main() -> None:
     disp = max(1, args.steps // 4)
     work = args.workdir or tempfile.mkdtemp(prefix="bench_train_")
     dpconv_bin = shutil.which("dpconv") or os.path.join(os.path.dirname(sys.executable), "dpconv")
-    print(f"workdir {work}; loadavg {os.getloadavg()}; threads {args.threads or 'default'}; steps {args.steps}")
+    print(
+        f"workdir {work}; loadavg {os.getloadavg()}; threads {args.threads or 'default'}; steps {args.steps}"
+        + ("; DeePMD-kit with dpconv's malloc settings" if args.dp_same_malloc else "")
+    )
     for name, (train, valid, tmap) in cases(args.case).items():
         res: dict[str, list[float]] = {"dpconv": [], "deepmd": []}
         val: dict[str, list[dict[str, float]]] = {"dpconv": [], "deepmd": []}
@@ -237,7 +249,8 @@ def main() -> None:
                     if tool == "dpconv"
                     else [args.dp_python, DP_REF, "--pt", "train", "input.json"]
                 )
-                wall = run(cmd, d, env, os.path.join(d, "log.txt"))
+                tenv = {**env, **SAME_MALLOC} if tool == "deepmd" and args.dp_same_malloc else env
+                wall = run(cmd, d, tenv, os.path.join(d, "log.txt"))
                 sps = step_time(os.path.join(d, "log.txt"), disp)
                 res[tool].append(sps)
                 val[tool].append(last_val(os.path.join(d, "lcurve.out")))
@@ -281,6 +294,9 @@ def main() -> None:
         ours = {
             "torch.jit.load": _median([sys.executable, "-c", INFER_OURS.format(model=model, **files)], env),
             "dpconv.trainer.load": _median([sys.executable, "-c", INFER_LOADER.format(model=model, **files)], env),
+            "dpconv.trainer.load, huge pages": _median(
+                [sys.executable, "-c", INFER_LOADER.format(model=model, **files)], {**env, **HUGEPAGES}
+            ),
         }
         theirs: dict[str, float | str] = {}
         if have_dp and "deepmd" in dirs:
@@ -294,7 +310,7 @@ def main() -> None:
             )
             code = INFER_DP.format(ref=DP_REF, model=os.path.join(dd, "dp.pth"), **files)
             theirs["DeepPot"] = _median([args.dp_python, "-c", code], env)
-            theirs["DeepPot, same malloc settings"] = _median([args.dp_python, "-c", code], {**env, **SAME_MALLOC})
+            theirs["DeepPot, dpconv's malloc settings"] = _median([args.dp_python, "-c", code], {**env, **SAME_MALLOC})
         msg = "  inference, 1 frame (median of 30):"
         for name, v in {**ours, **theirs}.items():
             msg += f"\n    {name}: " + (f"{v * 1e3:.1f} ms" if isinstance(v, float) else f"failed: {v}")
