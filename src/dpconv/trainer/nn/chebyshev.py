@@ -3,13 +3,14 @@
 An embedding net maps one number, the normalised ``s = (sw(r)/r − davg)/dstd``, to M1 numbers.
 On ``[lo, hi]`` (``hi`` from the closest distance the table serves) each output is a smooth
 function of ``s``, and its Chebyshev series converges fast: for the tutorial's nets 64–96 terms
-reproduce the net to about 1e-14. :func:`fit` interpolates ``G`` and ``dG/ds`` (exact, by forward-mode AD) at the
-Chebyshev nodes, raises the number of terms until a dense check grid shows the table equal to the net (values and
-derivatives) within ``tol``, and gives up (the net is then evaluated as is) past ``kmax``.
+reproduce the net to about 1e-13. :func:`fit` interpolates ``G`` and ``dG/ds`` (exact, carried
+forward through the layers) at the Chebyshev nodes, raises the number of terms until a dense check
+grid shows the table equal to the net (values and derivatives) within ``tol``, and gives up (the
+net is then evaluated as is) past ``kmax``.
 
-The frozen model then gets ``[G | dG/ds]`` for all rows from one matrix product with the basis
-``T_k(t) = cos(k·arccos t)``, instead of three layers forward and three backward; rows outside
-``[lo, hi]`` make the block fall back to the net, so results never depend on the table's range.
+The frozen model then gets ``[G | dG/ds]`` for every slot from one matrix product with the basis
+``T_k(t) = cos(k·arccos t)``, instead of three layers forward and three backward; a block holding
+a value outside ``[lo, hi]`` falls back to the net, so results never depend on the table's range.
 """
 
 from __future__ import annotations
@@ -27,12 +28,27 @@ def basis(t: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _net_and_slope(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``G(x)`` and ``dG/dx`` (n, M1) of a one-input net at ``x`` (n,), by forward-mode AD."""
-    from torch.func import jvp
-
+    """``G(x)`` and ``dG/dx`` (n, M1) of a one-input :class:`~dpconv.trainer.nn.networks.MLP` at ``x``
+    (n,): the derivative carried forward layer by layer (forward mode; exact, no differencing)."""
+    h = x.unsqueeze(-1)
+    hp = torch.ones_like(h)
     with torch.no_grad():
-        out = jvp(lambda v: net(v.unsqueeze(-1)), (x,), (torch.ones_like(x),))
-    return out[0], out[1]
+        for layer in net:  # pyright: ignore[reportGeneralTypeIssues]  (an nn.Sequential of Dense)
+            z = torch.addmm(layer.bias, h, layer.weight)
+            zp = hp @ layer.weight
+            if not layer.activation:
+                h, hp = z, zp
+                continue
+            y = torch.tanh(z)
+            yp = zp * (1.0 - y * y)
+            if layer.has_idt:
+                y, yp = y * layer.idt, yp * layer.idt
+            if layer.skip == 1:
+                y, yp = y + h, yp + hp
+            elif layer.skip == 2:
+                y, yp = y + torch.cat([h, h], dim=1), yp + torch.cat([hp, hp], dim=1)
+            h, hp = y, yp
+    return h, hp
 
 
 def fit(

@@ -108,7 +108,7 @@ class SeA(nn.Module):
         """``[G | dG/ds]`` (rows, 2·M1) from net ``k``'s table, if it has one covering ``x`` (rows, 1)."""
         if self.tables[k].numel() == 0:
             return None
-        c = self.tables[k]
+        c = self.tables[k].to(x.device)  # list attributes do not follow Module.to()
         if x.numel() == 0:  # a block with no used slot
             return torch.zeros(0, c.shape[1], dtype=x.dtype, device=x.device)
         lo, hi = float(self.table_ranges[k][0]), float(self.table_ranges[k][1])
