@@ -302,9 +302,10 @@ class SeA(nn.Module):
                 if ys[0].numel() == 0:
                     # table: g holds [G | dG/ds] per slot, so each slot's ∂L/∂s is R·(dG/ds·dTᵀ)
                     # directly: no ∂L/∂G tensor, no scatter onto the rows, no pass back through the net
-                    dpt = dpart.transpose(-1, -2)
-                    blk = torch.matmul(g[..., :m1], dpt)  # (nf·na, ns, 4)
-                    ds = (torch.matmul(g[..., m1:], dpt) * rr).sum(dim=-1, keepdim=True)
+                    # (one product: each slot's 2·M1 numbers read as two rows, G and dG/ds)
+                    both = torch.matmul(g.reshape(nf * na, 2 * ns, m1), dpart.transpose(-1, -2)).view(nf * na, ns, 2, 4)
+                    blk = both[:, :, 0]  # (nf·na, ns, 4)
+                    ds = (both[:, :, 1] * rr).sum(dim=-1, keepdim=True)
                 else:
                     blk = torch.matmul(g, dpart.transpose(-1, -2))  # (nf·na, ns, 4)
                     dg = torch.matmul(rr, dpart).view(nf * na * ns, m1)  # ∂L/∂g of every slot
