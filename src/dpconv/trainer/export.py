@@ -230,10 +230,16 @@ class FrozenModel(nn.Module):
         return out
 
 
-def table_rmin(min_nbor_dist: float) -> float:
+def min_nbor_dist(blob: dict) -> float:
+    """The training data's closest pair (Å) recorded in a checkpoint dict; 0 when unknown."""
+    return float(blob.get("extra", {}).get("min_nbor_dist", 0.0))
+
+
+def table_rmin(blob: dict) -> float:
     """Closest distance (Å) the embedding tables serve: half the training data's closest pair (0.4 Å
     when unknown); closer pairs make their block run the nets themselves."""
-    return 0.5 * min_nbor_dist if min_nbor_dist > 0 else 0.4
+    mnd = min_nbor_dist(blob)
+    return 0.5 * mnd if mnd > 0 else 0.4
 
 
 def build_frozen(blob: dict, device: str | torch.device = "cpu", tables: bool = True) -> FrozenModel:
@@ -244,9 +250,8 @@ def build_frozen(blob: dict, device: str | torch.device = "cpu", tables: bool = 
     model.load_state_dict(blob["model"])
     model.eval()
     mdef = {k: v for k, v in cfg["model"].items() if k != "precision_resolved"}
-    mnd = float(blob.get("extra", {}).get("min_nbor_dist", 0.0))
-    fm = FrozenModel(model, json.dumps(mdef), mnd).to(device)
-    fm.table_terms = model.descriptor.tabulate(table_rmin(mnd)) if tables else []
+    fm = FrozenModel(model, json.dumps(mdef), min_nbor_dist(blob)).to(device)
+    fm.table_terms = model.descriptor.tabulate(table_rmin(blob)) if tables else []
     return fm
 
 
@@ -268,7 +273,7 @@ def metadata(blob: dict, table_terms: List[int] | None = None) -> dict:
         "model": {k: v for k, v in m.items() if k != "precision_resolved"},
         "embedding_tables": {
             "terms": list(table_terms or []),
-            "rmin": table_rmin(float(blob.get("extra", {}).get("min_nbor_dist", 0.0))),
+            "rmin": table_rmin(blob),
         },
     }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -82,94 +82,65 @@ class MLP(nn.Sequential):
     its hand-written input gradient :meth:`bwd` needs (first derivatives; differentiable again by
     autograd in training)."""
 
+    def layers(self) -> Tuple[List[int], List[torch.Tensor], List[torch.Tensor], List[torch.Tensor]]:
+        """Per layer: flags (skip 0/1/2 + 4·activation + 8·has_idt), weight, bias, idt."""
+        flags: List[int] = []
+        ws: List[torch.Tensor] = []
+        bs: List[torch.Tensor] = []
+        idts: List[torch.Tensor] = []
+        for layer in self:
+            flags.append(layer.skip + (4 if layer.activation else 0) + (8 if layer.has_idt else 0))
+            ws.append(layer.weight)
+            bs.append(layer.bias)
+            idts.append(layer.idt)
+        return flags, ws, bs, idts
+
     def fwd_cache(self, h: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """Output for 2-D ``h`` (rows, in) and the tanh outputs of the layers."""
-        ys: List[torch.Tensor] = []
-        for layer in self:
-            y = torch.addmm(layer.bias, h, layer.weight)
-            if layer.activation:
-                y = torch.tanh(y)
-                ys.append(y)
-                o = y * layer.idt if layer.has_idt else y
-                if layer.skip == 1:
-                    o = o + h
-                elif layer.skip == 2:
-                    n_in = h.shape[1]
-                    o = (o.view(-1, 2, n_in) + h.unsqueeze(1)).view(-1, 2 * n_in)
-                h = o
-            else:
-                ys.append(y)
-                h = y
-        return h, ys
+        flags, ws, bs, idts = self.layers()
+        out, _, ys = _forward(flags, ws, bs, idts, h)
+        return out, ys
 
     @torch.jit.unused
     def bwd_train(self, dout: torch.Tensor, ys: List[torch.Tensor]) -> torch.Tensor:
         """:meth:`bwd` for training: the same values, differentiated by a hand-written backward."""
-        ws = [layer.weight for layer in self]
-        idts = [layer.idt for layer in self]
-        return _InputGrad.apply(_flags(self), dout, *ws, *idts, *ys)
+        flags, ws, _, idts = self.layers()
+        return _InputGrad.apply(tuple(flags), dout, *ws, *idts, *ys)
 
     @torch.jit.unused
     def fwd_cache_train(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """:meth:`fwd_cache` for training, differentiated by a hand-written backward."""
-        ws = [layer.weight for layer in self]
-        bs = [layer.bias for layer in self]
-        idts = [layer.idt for layer in self]
-        out = _ForwardCache.apply(_flags(self), x, *ws, *bs, *idts)
+        flags, ws, bs, idts = self.layers()
+        out = _ForwardCache.apply(tuple(flags), x, *ws, *bs, *idts)
         return out[0], list(out[1:])
 
     @torch.jit.unused
     def value_and_grad_train(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Output (rows, out) and ``∂(Σ output)/∂x`` (rows, in) for training, as :meth:`fwd_cache`
         then :meth:`bwd` with ones, differentiated by a hand-written backward."""
-        ws = [layer.weight for layer in self]
-        bs = [layer.bias for layer in self]
-        idts = [layer.idt for layer in self]
-        return _ValueAndInputGrad.apply(_flags(self), x, *ws, *bs, *idts)
+        flags, ws, bs, idts = self.layers()
+        return _ValueAndInputGrad.apply(tuple(flags), x, *ws, *bs, *idts)
 
     def bwd(self, dout: torch.Tensor, ys: List[torch.Tensor]) -> torch.Tensor:
         """``∂L/∂h`` from ``dout = ∂L/∂output`` (rows, out) and :meth:`fwd_cache`'s ``ys``."""
-        ws: List[torch.Tensor] = []
-        idts: List[torch.Tensor] = []
-        flags: List[int] = []  # skip + 4·activation + 8·has_idt
-        for layer in self:
-            ws.append(layer.weight)
-            idts.append(layer.idt)
-            flags.append(layer.skip + (4 if layer.activation else 0) + (8 if layer.has_idt else 0))
-        for k in range(len(ws) - 1, -1, -1):
-            f = flags[k]
-            w = ws[k]
-            if f & 4:
-                y = ys[k]
-                dz = torch.ops.aten.tanh_backward(dout * idts[k] if f & 8 else dout, y)
-                if f & 3 == 1:
-                    din = torch.addmm(dout, dz, w.t())
-                elif f & 3 == 2:
-                    din = torch.addmm(dout.view(-1, 2, w.shape[0]).sum(dim=1), dz, w.t())
-                else:
-                    din = torch.mm(dz, w.t())
-            else:
-                din = torch.mm(dout, w.t())
-            dout = din
-        return dout
-
-
-def _flags(net: nn.Sequential) -> Tuple[int, ...]:
-    """Per layer: skip (0/1/2) + 4·activation + 8·has_idt."""
-    return tuple(int(layer.skip) + (4 if layer.activation else 0) + (8 if layer.has_idt else 0) for layer in net)
+        flags, ws, _, idts = self.layers()
+        return _input_grad(flags, ws, idts, ys, dout)[0]
 
 
 def _input_grad(
-    flags: Tuple[int, ...],
-    ws: Sequence[torch.Tensor],
-    idts: Sequence[torch.Tensor],
-    ys: Sequence[torch.Tensor],
+    flags: List[int],
+    ws: List[torch.Tensor],
+    idts: List[torch.Tensor],
+    ys: List[torch.Tensor],
     dout: torch.Tensor,
-) -> Tuple[torch.Tensor, List[torch.Tensor], List[torch.Tensor | None]]:
+) -> Tuple[torch.Tensor, List[torch.Tensor], List[Optional[torch.Tensor]]]:
     """:meth:`MLP.bwd`'s chain; also returns each layer's incoming ``dout`` and ``dz`` (for the adjoint)."""
     nl = len(flags)
-    ins: List[torch.Tensor] = [dout] * nl
-    dzs: List[torch.Tensor | None] = [None] * nl
+    ins: List[torch.Tensor] = []
+    dzs: List[Optional[torch.Tensor]] = []
+    for _ in range(nl):
+        ins.append(dout)
+        dzs.append(None)
     for k in range(nl - 1, -1, -1):
         f, w = flags[k], ws[k]
         ins[k] = dout
@@ -238,7 +209,7 @@ class _InputGrad(torch.autograd.Function):
     def forward(ctx, flags: Tuple[int, ...], dout: torch.Tensor, *tensors: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         nl = len(flags)
         ws, idts, ys = tensors[:nl], tensors[nl : 2 * nl], tensors[2 * nl :]
-        din, ins, dzs = _input_grad(flags, ws, idts, ys, dout)
+        din, ins, dzs = _input_grad(list(flags), list(ws), list(idts), list(ys), dout)
         ctx.flags = flags
         ctx.set_materialize_grads(False)  # unused outputs get None, not zero tensors to run through
         ctx.dzs = dzs
@@ -260,13 +231,13 @@ class _InputGrad(torch.autograd.Function):
 
 
 def _forward(
-    flags: Tuple[int, ...],
-    ws: Sequence[torch.Tensor],
-    bs: Sequence[torch.Tensor],
-    idts: Sequence[torch.Tensor],
+    flags: List[int],
+    ws: List[torch.Tensor],
+    bs: List[torch.Tensor],
+    idts: List[torch.Tensor],
     x: torch.Tensor,
 ) -> Tuple[torch.Tensor, List[torch.Tensor], List[torch.Tensor]]:
-    """:meth:`MLP.fwd_cache`; also returns each layer's input."""
+    """:meth:`MLP.fwd_cache`'s chain; also returns each layer's input."""
     hs: List[torch.Tensor] = []
     ys: List[torch.Tensor] = []
     h = x
@@ -354,7 +325,7 @@ class _ForwardCache(torch.autograd.Function):
     def forward(ctx, flags: Tuple[int, ...], x: torch.Tensor, *tensors: torch.Tensor):  # type: ignore[override]
         nl = len(flags)
         ws, bs, idts = tensors[:nl], tensors[nl : 2 * nl], tensors[2 * nl :]
-        h, hs, ys = _forward(flags, ws, bs, idts, x)
+        h, hs, ys = _forward(list(flags), list(ws), list(bs), list(idts), x)
         ctx.flags = flags
         ctx.set_materialize_grads(False)  # unused outputs get None, not zero tensors to run through
         ctx.save_for_backward(*ws, *idts, *ys, *hs)
@@ -382,8 +353,8 @@ class _ValueAndInputGrad(torch.autograd.Function):
     def forward(ctx, flags: Tuple[int, ...], x: torch.Tensor, *tensors: torch.Tensor):  # type: ignore[override]
         nl = len(flags)
         ws, bs, idts = tensors[:nl], tensors[nl : 2 * nl], tensors[2 * nl :]
-        h, hs, ys = _forward(flags, ws, bs, idts, x)
-        din, ins, dzs = _input_grad(flags, ws, idts, ys, torch.ones_like(h))
+        h, hs, ys = _forward(list(flags), list(ws), list(bs), list(idts), x)
+        din, ins, dzs = _input_grad(list(flags), list(ws), list(idts), ys, torch.ones_like(h))
         ctx.flags = flags
         ctx.set_materialize_grads(False)  # unused outputs get None, not zero tensors to run through
         ctx.dzs = dzs
