@@ -86,8 +86,8 @@ def test_pair_closer_than_table_falls_back(models):
         torch.testing.assert_close(out[k], ref[k], atol=1e-10, rtol=0)
     desc = models[1].model.descriptor
     lo, hi = (float(v) for v in desc.table_ranges[0])
-    assert desc._table(0, torch.tensor([[lo], [hi + 1.0]], dtype=torch.float64)) is None
-    assert desc._table(0, torch.tensor([[lo], [hi]], dtype=torch.float64)) is not None
+    assert desc._basis(0, torch.tensor([lo, hi + 1.0], dtype=torch.float64)) is None
+    assert desc._basis(0, torch.tensor([lo, hi], dtype=torch.float64)) is not None
 
 
 def test_blocks_without_neighbours(models):

@@ -8,9 +8,11 @@ forward through the layers) at the Chebyshev nodes, raises the number of terms u
 grid shows the table equal to the net (values and derivatives) within ``tol``, and gives up (the
 net is then evaluated as is) past ``kmax``.
 
-The frozen model then gets ``[G | dG/ds]`` for every slot from one matrix product with the basis
-``T_k(t) = cos(k·arccos t)``, instead of three layers forward and three backward; a block holding
-a value outside ``[lo, hi]`` falls back to the net, so results never depend on the table's range.
+The frozen model never forms ``G`` per neighbour: with the basis ``b_j = T_k(t_j)`` (K numbers) and
+the coefficients ``[C | D]``, ``Σ_j R_jᵀ G_j = (Σ_j R_jᵀ b_j)·C`` and, going back, each slot's
+``∂L/∂R_j = b_j·(C·dTᵀ)`` and ``∂L/∂s_j = R_j·(b_j·(D·dTᵀ))``: per slot K numbers instead of 2·M1,
+and the products with the coefficients happen once per centre. A block holding a value outside
+``[lo, hi]`` falls back to the net, so results never depend on the table's range.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import List, Tuple
 import torch
 from torch import nn
 
+from dpconv.trainer.nn.chebyshev import basis
 from dpconv.trainer.nn.env import env_matrix, env_matrix_grad
 from dpconv.trainer.nn.networks import mlp
 
@@ -104,20 +105,19 @@ class SeA(nn.Module):
         """True when every embedding net has a table (:meth:`tabulate`)."""
         return all(c.numel() != 0 for c in self.tables)
 
-    def _table(self, k: int, x: torch.Tensor) -> torch.Tensor | None:
-        """``[G | dG/ds]`` (rows, 2·M1) from net ``k``'s table, if it has one covering ``x`` (rows, 1)."""
-        if self.tables[k].numel() == 0:
+    def _basis(self, k: int, x: torch.Tensor) -> torch.Tensor | None:
+        """Chebyshev basis ``T_0..T_{K-1}`` (rows, K) at ``x`` (rows,) for net ``k``'s table, if it
+        has one covering ``x`` (else None: the net runs)."""
+        c = self.tables[k]
+        if c.numel() == 0:
             return None
-        c = self.tables[k].to(x.device)  # list attributes do not follow Module.to()
         if x.numel() == 0:  # a block with no used slot
-            return torch.zeros(0, c.shape[1], dtype=x.dtype, device=x.device)
+            return torch.zeros(0, c.shape[0], dtype=x.dtype, device=x.device)
         lo, hi = float(self.table_ranges[k][0]), float(self.table_ranges[k][1])
         eps = 1e-9 * (hi - lo)
         if float(x.min()) < lo - eps or float(x.max()) > hi + eps:
             return None
-        t = ((2.0 * x - (lo + hi)) / (hi - lo)).clamp(-1.0, 1.0)
-        j = torch.arange(c.shape[0], dtype=x.dtype, device=x.device)
-        return torch.mm(torch.cos(torch.arccos(t) * j), c)
+        return basis(((2.0 * x - (lo + hi)) / (hi - lo)).clamp(-1.0, 1.0), c.shape[0])
 
     @property
     def dim_out(self) -> int:
@@ -209,7 +209,9 @@ class SeA(nn.Module):
         tparts: List[torch.Tensor] = []
         for _ in range(nt):
             tparts.append(torch.zeros(0, dtype=rij.dtype, device=rij.device))
-        cache: List[torch.Tensor] = []  # per net: g (nf·na, ns, M1) embeddings of the block's slots, idx, sidx
+        # per net: g (nf·na, ns, M1) embeddings of the block's slots (with a table: its basis
+        # (nf·na, ns, K)), idx, sidx
+        cache: List[torch.Tensor] = []
         ycache: List[List[torch.Tensor]] = []
         empty = torch.zeros(0, dtype=torch.long, device=rij.device)
         for k, net in enumerate(self.nets):
@@ -222,14 +224,16 @@ class SeA(nn.Module):
                 na, ns = a1 - a0, s1 - s0
                 rr = env[:, a0:a1, s0:s1, :].reshape(nf * na, ns, 4)
                 rpad = -self.davg[ti, s0] / self.dstd[ti, s0]  # pyright: ignore  (registered buffer)
-                tab: torch.Tensor | None = None
+                bas: torch.Tensor | None = None
                 if self.tables[k].numel() > 0 and not torch.is_grad_enabled():
-                    # frozen model: the table straight on every slot of the block (empty ones hold
-                    # rpad already): [G | dG/ds] in slot layout, no row selection and no gather
-                    tab = self._table(k, rr[..., 0].reshape(-1, 1))
-                if tab is not None:
-                    g2 = tab.view(nf * na, ns, 2 * m1)
-                    g = g2[..., :m1]
+                    # frozen model: the table's basis b on every slot of the block (empty ones hold
+                    # rpad already); G = b·C, so Σ_j R_jᵀ G_j = (Σ_j R_jᵀ b_j)·C: (4 × K) per centre
+                    # first, then one product with the coefficients. No G per slot at all.
+                    bas = self._basis(k, rr[..., 0].reshape(-1))
+                if bas is not None:
+                    c = self.tables[k].to(rij.device)  # list attributes do not follow Module.to()
+                    g2 = bas.view(nf * na, ns, c.shape[0])
+                    part = torch.matmul(torch.matmul(rr.transpose(-1, -2), g2), c[:, :m1])  # (nf·na, 4, M1)
                     idx = sidx = empty
                     ys = [empty.to(rij.dtype)]
                 else:
@@ -242,8 +246,7 @@ class SeA(nn.Module):
                     else:
                         gc, ys = net.fwd_cache(x)
                     g2 = gc.index_select(0, idx).view(nf * na, ns, m1)
-                    g = g2
-                part = torch.matmul(rr.transpose(-1, -2), g)  # (nf·na, 4, M1)
+                    part = torch.matmul(rr.transpose(-1, -2), g2)  # (nf·na, 4, M1)
                 if s1 < s_end:  # the cut-off slots: empty everywhere (a separate 1-row net call: in
                     # training, taking the row out of gc would cost a zero-filled gradient of gc)
                     gpad = net(rpad[:1].reshape(1, 1))
@@ -300,12 +303,17 @@ class SeA(nn.Module):
                 dpart = dt[:, a0:a1].reshape(nf * na, 4, m1)
                 ys = ycache[k]
                 if ys[0].numel() == 0:
-                    # table: g holds [G | dG/ds] per slot, so each slot's ∂L/∂s is R·(dG/ds·dTᵀ)
-                    # directly: no ∂L/∂G tensor, no scatter onto the rows, no pass back through the net
-                    # (one product: each slot's 2·M1 numbers read as two rows, G and dG/ds)
-                    both = torch.matmul(g.reshape(nf * na, 2 * ns, m1), dpart.transpose(-1, -2)).view(nf * na, ns, 2, 4)
-                    blk = both[:, :, 0]  # (nf·na, ns, 4)
-                    ds = (both[:, :, 1] * rr).sum(dim=-1, keepdim=True)
+                    # table: g is the basis b (nf·na, ns, K) and the coefficients [C | D] give G = b·C,
+                    # dG/ds = b·D. Per slot ∂L/∂R = G·dTᵀ = b·(C·dTᵀ) and ∂L/∂s = R·(b·(D·dTᵀ)): the
+                    # two (K × 4) products per centre first (rows of w interleave C and D), then one
+                    # product with the basis. No ∂L/∂G, no pass back through the net.
+                    c = self.tables[k].to(rij.device)
+                    kk = c.shape[0]
+                    cd = c.view(kk, 2, m1).transpose(0, 1).reshape(2 * kk, m1)  # [C; D] (2K, M1)
+                    w = torch.matmul(dpart, cd.t()).view(nf * na, 8, kk)  # row 2a: C·dT_a, 2a+1: D·dT_a
+                    both = torch.matmul(g, w.transpose(1, 2)).view(nf * na, ns, 4, 2)
+                    blk = both[..., 0]  # (nf·na, ns, 4)
+                    ds = (both[..., 1] * rr).sum(dim=-1, keepdim=True)
                 else:
                     blk = torch.matmul(g, dpart.transpose(-1, -2))  # (nf·na, ns, 4)
                     dg = torch.matmul(rr, dpart).view(nf * na * ns, m1)  # ∂L/∂g of every slot
