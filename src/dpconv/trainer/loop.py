@@ -200,10 +200,17 @@ class Trainer:
         self.log(f"data prepared (neighbour lists) in {time.perf_counter() - t0:.2f} s")
 
         self.model = EnergyModel.from_config(mcfg).to(self.device)
+        # the embedding nets interpolated at Chebyshev nodes each step (equal to ~1e-12, docs/trainer.md);
+        # DPCONV_NET_INTERPOLATION=0 runs them on every neighbour instead
+        desc = self.model.descriptor
+        desc.interpolate_nets = os.environ.get("DPCONV_NET_INTERPOLATION", "1") != "0"
+        interp = desc.interpolate_nets and self.dtype == torch.float64 and not desc.type_one_side
         nparam = sum(p.numel() for p in self.model.parameters())
         self.log(
             f"model: se_e2_a, sel {sel}, rcut {rcut}, {nparam / 1e6:.3f} M parameters, {self.dtype}, "
-            f"device {self.device}" + (f", {self.world} ranks" if self.world > 1 else "")
+            f"device {self.device}"
+            + (f", {self.world} ranks" if self.world > 1 else "")
+            + (", embedding nets interpolated at Chebyshev nodes" if interp else "")
         )
 
         lr_cfg = cfg["learning_rate"]

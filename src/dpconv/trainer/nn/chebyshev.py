@@ -34,23 +34,63 @@ def _net_and_slope(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch
     (n,): the derivative carried forward layer by layer (forward mode; exact, no differencing)."""
     h = x.unsqueeze(-1)
     hp = torch.ones_like(h)
-    with torch.no_grad():
-        for layer in net:  # pyright: ignore[reportGeneralTypeIssues]  (an nn.Sequential of Dense)
-            z = torch.addmm(layer.bias, h, layer.weight)
-            zp = hp @ layer.weight
-            if not layer.activation:
-                h, hp = z, zp
-                continue
-            y = torch.tanh(z)
-            yp = zp * (1.0 - y * y)
-            if layer.has_idt:
-                y, yp = y * layer.idt, yp * layer.idt
-            if layer.skip == 1:
-                y, yp = y + h, yp + hp
-            elif layer.skip == 2:
-                y, yp = y + torch.cat([h, h], dim=1), yp + torch.cat([hp, hp], dim=1)
-            h, hp = y, yp
+    for layer in net:  # pyright: ignore[reportGeneralTypeIssues]  (an nn.Sequential of Dense)
+        z = torch.addmm(layer.bias, h, layer.weight)
+        zp = hp @ layer.weight
+        if not layer.activation:
+            h, hp = z, zp
+            continue
+        y = torch.tanh(z)
+        yp = zp * (1.0 - y * y)
+        if layer.has_idt:
+            y, yp = y * layer.idt, yp * layer.idt
+        if layer.skip == 1:
+            y, yp = y + h, yp + hp
+        elif layer.skip == 2:
+            y, yp = y + torch.cat([h, h], dim=1), yp + torch.cat([hp, hp], dim=1)
+        h, hp = y, yp
     return h, hp
+
+
+def _next_k(k: int) -> int:
+    """32, 48, 64, 96, 128, 192, 256, …"""
+    return k * 3 // 2 if k & (k - 1) == 0 else k * 4 // 3
+
+
+def _coefficients(net: nn.Module, lo: float, hi: float, k: int) -> torch.Tensor:
+    """Coefficients (k, 2·M1) of the series interpolating ``[G | dG/ds]`` at the k Chebyshev nodes of
+    ``[lo, hi]`` (differentiable with respect to the net's parameters when grad mode is on)."""
+    p = next(net.parameters())
+    j = torch.arange(k, dtype=torch.float64, device=p.device)
+    theta = math.pi * (j + 0.5) / k  # the nodes are cos(theta)
+    gn, gpn = _net_and_slope(net, ((lo + hi) / 2 + (hi - lo) / 2 * torch.cos(theta)).to(p.dtype))
+    # discrete orthogonality at the nodes: c_j = (2/k) Σ_i f(x_i) T_j(x_i), halved for j = 0;
+    # the derivative is interpolated too (differentiating the series would amplify rounding by k²)
+    w = (2.0 / k) * torch.cos(theta.unsqueeze(1) * j).t()
+    w[0] /= 2
+    return w.to(p.dtype) @ torch.cat([gn, gpn], dim=1)
+
+
+def interpolate(
+    net: nn.Module, lo: float, hi: float, tol: float = 1e-12, k0: int = 32, kmax: int = 256, tail: int = 4
+) -> torch.Tensor | None:
+    """Coefficients (K, 2·M1) of ``[G | dG/ds]`` on ``[lo, hi]`` for training, differentiable with
+    respect to the net's parameters, or None when no K ≤ ``kmax`` converges.
+
+    No dense check (that would cost more than the net on the real neighbours): K grows until, in
+    each half, the last ``tail`` coefficients are at most ``tol·max(1, max|c|)``. For a series that
+    converges geometrically, as a tanh net's does, that tail bounds the error from above; on the
+    tutorial's water nets the measured error is ten to a hundred times below it.
+    """
+    k = k0
+    while k <= kmax:
+        c = _coefficients(net, lo, hi, k)
+        cd = c.detach()
+        m1 = cd.shape[1] // 2
+        if all(float(h[-tail:].abs().max()) <= tol * max(1.0, float(h.abs().max())) for h in (cd[:, :m1], cd[:, m1:])):
+            return c
+        k = _next_k(k)
+    return None
 
 
 def fit(
@@ -63,24 +103,18 @@ def fit(
     """
     p = next(net.parameters())
     dtype, dev = p.dtype, p.device
-    xs = torch.linspace(lo, hi, ncheck, dtype=torch.float64, device=dev).to(dtype)
-    g_ref, gp_ref = _net_and_slope(net, xs)
-    tg = tol * max(1.0, float(g_ref.abs().max()))
-    tp = tol * max(1.0, float(gp_ref.abs().max()))
-    ts = ((2 * xs - (lo + hi)) / (hi - lo)).clamp(-1.0, 1.0)
-    k = k0
-    while k <= kmax:  # 32, 48, 64, 96, 128, 192, 256: the matrix product grows with k
-        j = torch.arange(k, dtype=torch.float64, device=dev)
-        theta = math.pi * (j + 0.5) / k  # the nodes are cos(theta)
-        gn, gpn = _net_and_slope(net, ((lo + hi) / 2 + (hi - lo) / 2 * torch.cos(theta)).to(dtype))
-        # discrete orthogonality at the nodes: c_j = (2/k) Σ_i f(x_i) T_j(x_i), halved for j = 0;
-        # the derivative is interpolated too (differentiating the series would amplify rounding by k²)
-        tn = torch.cos(theta.unsqueeze(1) * j)
-        c = (2.0 / k) * (tn.t() @ torch.cat([gn, gpn], dim=1).to(torch.float64))
-        c[0] /= 2
-        m1 = gn.shape[1]
-        b = basis(ts.to(torch.float64), k)
-        if (b @ c[:, :m1] - g_ref).abs().max() <= tg and (b @ c[:, m1:] - gp_ref).abs().max() <= tp:
-            return c.to(dtype)
-        k = k * 3 // 2 if k & (k - 1) == 0 else k * 4 // 3
+    with torch.no_grad():
+        xs = torch.linspace(lo, hi, ncheck, dtype=torch.float64, device=dev).to(dtype)
+        g_ref, gp_ref = _net_and_slope(net, xs)
+        tg = tol * max(1.0, float(g_ref.abs().max()))
+        tp = tol * max(1.0, float(gp_ref.abs().max()))
+        ts = ((2 * xs - (lo + hi)) / (hi - lo)).clamp(-1.0, 1.0)
+        k = k0
+        while k <= kmax:  # the matrix product grows with k
+            c = _coefficients(net, lo, hi, k).to(torch.float64)
+            m1 = c.shape[1] // 2
+            b = basis(ts.to(torch.float64), k)
+            if (b @ c[:, :m1] - g_ref).abs().max() <= tg and (b @ c[:, m1:] - gp_ref).abs().max() <= tp:
+                return c.to(dtype)
+            k = _next_k(k)
     return None

@@ -63,6 +63,9 @@ class SeA(nn.Module):
         # [G | dG/ds] and the s range (2,) they serve; empty tensors where the net runs as is
         self.tables = [torch.zeros(0, dtype=dtype) for _ in range(nnets)]
         self.table_ranges = [torch.zeros(2, dtype=torch.float64) for _ in range(nnets)]
+        # training (float64, hand-written path): each step, each net is interpolated at Chebyshev
+        # nodes spanning its block's inputs instead of running on every neighbour (:meth:`_interpolated`)
+        self.interpolate_nets = True
 
     def _used(self, mask: torch.Tensor, s0: int, s1: int) -> int:
         """End of the used slots of block ``s0:s1`` (last real neighbour + 1 over the batch): the
@@ -118,6 +121,26 @@ class SeA(nn.Module):
         if float(x.min()) < lo - eps or float(x.max()) > hi + eps:
             return None
         return basis(((2.0 * x - (lo + hi)) / (hi - lo)).clamp(-1.0, 1.0), c.shape[0])
+
+    @torch.jit.unused
+    def _interpolated(self, net: nn.Module, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Training: the basis (rows, K) at ``x`` (rows,) and the coefficients (K, 2·M1) of
+        ``[G | dG/ds]`` interpolating ``net`` at K Chebyshev nodes of ``[min x, max x]``,
+        differentiable with respect to the net's parameters (:func:`~.chebyshev.interpolate`: the
+        series equals the net to ~1e-12). Two empty tensors when the inputs do not span an interval
+        or the series does not converge: the net then runs on the rows."""
+        from dpconv.trainer.nn.chebyshev import interpolate
+
+        none = torch.zeros(0, dtype=x.dtype, device=x.device)
+        if x.numel() == 0:
+            return none, none
+        lo, hi = float(x.min()), float(x.max())
+        if not hi - lo > 1e-9 * max(1.0, abs(lo), abs(hi)):
+            return none, none
+        c = interpolate(net, lo, hi)
+        if c is None:
+            return none, none
+        return basis(((2.0 * x - (lo + hi)) / (hi - lo)).clamp(-1.0, 1.0), c.shape[0]), c
 
     @property
     def dim_out(self) -> int:
@@ -222,20 +245,30 @@ class SeA(nn.Module):
                 s0, s_end = self.sel_offsets[tj], self.sel_offsets[tj + 1]
                 s1 = self._used(mask[:, a0:a1], s0, s_end)
                 na, ns = a1 - a0, s1 - s0
-                rr = env[:, a0:a1, s0:s1, :].reshape(nf * na, ns, 4)
+                rr = env[:, a0:a1, s0:s1, :].reshape(nf * na, ns, 4).contiguous()  # strided: bmm 5x slower
                 rpad = -self.davg[ti, s0] / self.dstd[ti, s0]  # pyright: ignore  (registered buffer)
-                bas: torch.Tensor | None = None
+                # frozen model (no grad): the table's basis b on every slot of the block (empty ones
+                # hold rpad already); training: the same with the net interpolated afresh. G = b·C, so
+                # Σ_j R_jᵀ G_j = (Σ_j R_jᵀ b_j)·C: (4 × K) per centre first, then one product with the
+                # coefficients C. No G per slot at all.
+                bas = coef = torch.zeros(0, dtype=rij.dtype, device=rij.device)
                 if self.tables[k].numel() > 0 and not torch.is_grad_enabled():
-                    # frozen model: the table's basis b on every slot of the block (empty ones hold
-                    # rpad already); G = b·C, so Σ_j R_jᵀ G_j = (Σ_j R_jᵀ b_j)·C: (4 × K) per centre
-                    # first, then one product with the coefficients. No G per slot at all.
-                    bas = self._basis(k, rr[..., 0].reshape(-1))
-                if bas is not None:
-                    c = self.tables[k].to(rij.device)  # list attributes do not follow Module.to()
-                    g2 = bas.view(nf * na, ns, c.shape[0])
-                    part = torch.matmul(torch.matmul(rr.transpose(-1, -2), g2), c[:, :m1])  # (nf·na, 4, M1)
+                    b = self._basis(k, rr[..., 0].reshape(-1))
+                    if b is not None:
+                        bas, coef = b, self.tables[k].to(rij.device)  # list attributes do not follow .to()
+                elif (
+                    not torch.jit.is_scripting()
+                    and torch.is_grad_enabled()
+                    and self.interpolate_nets
+                    and not rr.requires_grad  # the hand-written first derivative, not autograd's
+                    and rr.dtype == torch.float64
+                ):
+                    bas, coef = self._interpolated(net, rr[..., 0].reshape(-1))
+                if coef.numel() > 0:
+                    g2 = bas.view(nf * na, ns, coef.shape[0])
+                    part = torch.matmul(torch.matmul(rr.transpose(-1, -2), g2), coef[:, :m1])  # (nf·na, 4, M1)
                     idx = sidx = empty
-                    ys = [empty.to(rij.dtype)]
+                    ys = [empty.to(rij.dtype), coef]
                 else:
                     rows, idx, sidx = self._rows(
                         mask[:, a0:a1, s0:s1], rep if ti == tj else None, nf, n, a0, a1, s0, s1
@@ -299,15 +332,15 @@ class SeA(nn.Module):
                 na, ns = a1 - a0, g.shape[1]
                 s0 = self.sel_offsets[tj]
                 s1 = s0 + ns
-                rr = env[:, a0:a1, s0:s1, :].reshape(nf * na, ns, 4)
+                rr = env[:, a0:a1, s0:s1, :].reshape(nf * na, ns, 4).contiguous()  # strided: bmm 5x slower
                 dpart = dt[:, a0:a1].reshape(nf * na, 4, m1)
                 ys = ycache[k]
                 if ys[0].numel() == 0:
-                    # table: g is the basis b (nf·na, ns, K) and the coefficients [C | D] give G = b·C,
+                    # table: g is the basis b (nf·na, ns, K) and the coefficients [C | D] (ys[1]) give G = b·C,
                     # dG/ds = b·D. Per slot ∂L/∂R = G·dTᵀ = b·(C·dTᵀ) and ∂L/∂s = R·(b·(D·dTᵀ)): the
                     # two (K × 4) products per centre first (rows of w interleave C and D), then one
                     # product with the basis. No ∂L/∂G, no pass back through the net.
-                    c = self.tables[k].to(rij.device)
+                    c = ys[1]
                     kk = c.shape[0]
                     cd = c.view(kk, 2, m1).transpose(0, 1).reshape(2 * kk, m1)  # [C; D] (2K, M1)
                     w = torch.matmul(dpart, cd.t()).view(nf * na, 8, kk)  # row 2a: C·dT_a, 2a+1: D·dT_a
