@@ -45,6 +45,7 @@ def test_interpolate_values_slopes_and_parameter_gradients(resnet_dt):
 
 def _outputs(model, s, sel, interpolate_nets, shared=False):
     model.descriptor.interpolate_nets = interpolate_nets
+    model.descriptor.interpolate_min_slots = 0  # the tiny test blocks too
     x = torch.tensor(s.data["coords"])
     cell = torch.tensor(s.data["cells"]) if "cells" in s.data and not s.nopbc else None
     types = torch.tensor(s.data["atom_types"])
@@ -86,6 +87,7 @@ def test_interpolation_is_used_in_training_only():
     nl, sh = build_neighbors(x, cell, types, RCUT, [30, 60])
     rij = pair_vectors(x, cell, nl, sh)
     desc = model.descriptor
+    desc.interpolate_min_slots = 0
 
     def interpolated(r):
         _, _, _, ycache = desc.forward_cache(r, nl >= 0, types, [4, 8])
@@ -95,5 +97,8 @@ def test_interpolation_is_used_in_training_only():
     assert not any(interpolated(rij.detach().requires_grad_(True)))
     with torch.no_grad():
         assert not any(interpolated(rij))
+    desc.interpolate_min_slots = 10**9  # blocks this small run the nets
+    assert not any(interpolated(rij.detach()))
+    desc.interpolate_min_slots = 0
     desc.interpolate_nets = False
     assert not any(interpolated(rij.detach()))

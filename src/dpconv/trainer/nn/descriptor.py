@@ -66,6 +66,7 @@ class SeA(nn.Module):
         # training (float64, hand-written path): each step, each net is interpolated at Chebyshev
         # nodes spanning its block's inputs instead of running on every neighbour (:meth:`_interpolated`)
         self.interpolate_nets = True
+        self.interpolate_min_slots = 1024  # smaller blocks: the net on their rows costs less
 
     def _used(self, mask: torch.Tensor, s0: int, s1: int) -> int:
         """End of the used slots of block ``s0:s1`` (last real neighbour + 1 over the batch): the
@@ -262,6 +263,7 @@ class SeA(nn.Module):
                     and self.interpolate_nets
                     and not rr.requires_grad  # the hand-written first derivative, not autograd's
                     and rr.dtype == torch.float64
+                    and nf * na * ns >= self.interpolate_min_slots
                 ):
                     bas, coef = self._interpolated(net, rr[..., 0].reshape(-1))
                 if coef.numel() > 0:
