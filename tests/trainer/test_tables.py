@@ -43,8 +43,8 @@ def test_fit_reproduces_net_and_slope():
 def models():
     plain = _script(FrozenModel(tiny_model()))
     fm = FrozenModel(tiny_model())
-    terms = fm.model.descriptor.tabulate(0.8)
-    assert all(k > 0 for k in terms), terms
+    terms = fm.model.descriptor.tabulate(0.8, rnear=1.6)  # two levels: ≥ 1.6 Å first, then ≥ 0.8 Å
+    assert len(terms) == 2 * len(fm.model.descriptor.nets) and all(k > 0 for k in terms), terms
     return plain, fm, _script(fm)
 
 
@@ -85,9 +85,17 @@ def test_pair_closer_than_table_falls_back(models):
     for k in ("energy", "force", "virial"):
         torch.testing.assert_close(out[k], ref[k], atol=1e-10, rtol=0)
     desc = models[1].model.descriptor
-    lo, hi = (float(v) for v in desc.table_ranges[0])
-    assert desc._basis(0, torch.tensor([lo, hi + 1.0], dtype=torch.float64)) is None
-    assert desc._basis(0, torch.tensor([lo, hi], dtype=torch.float64)) is not None
+    nn_ = len(desc.nets)
+    lo, hi = (float(v) for v in desc.table_ranges[nn_])  # the wide level, net 0
+    hi_near = float(desc.table_ranges[0][1])
+    assert hi_near < hi
+    assert desc._basis(0, torch.tensor([lo, hi + 1.0], dtype=torch.float64))[1].numel() == 0
+    # the first level that covers the block serves it: the short table, else the long one
+    b, c = desc._basis(0, torch.tensor([lo, hi_near], dtype=torch.float64))
+    assert c is desc.tables[0] and b.shape == (2, c.shape[0])
+    b, c = desc._basis(0, torch.tensor([lo, (hi_near + hi) / 2], dtype=torch.float64))
+    assert c is desc.tables[nn_] and b.shape == (2, c.shape[0])
+    assert desc.tables[0].shape[0] <= desc.tables[nn_].shape[0]
 
 
 def test_blocks_without_neighbours(models):

@@ -244,14 +244,16 @@ def table_rmin(blob: dict) -> float:
 
 def build_frozen(blob: dict, device: str | torch.device = "cpu", tables: bool = True) -> FrozenModel:
     """A FrozenModel (eager) from a loaded checkpoint dict; with ``tables``, the embedding nets get
-    Chebyshev tables equal to them to ~1e-12 (:mod:`dpconv.trainer.nn.chebyshev`)."""
+    Chebyshev tables equal to them to ~1e-12 (:mod:`dpconv.trainer.nn.chebyshev`): a short one down
+    to the training data's closest pair, which serves the usual frame, and a longer one down to
+    :func:`table_rmin`."""
     cfg = blob["config"]
     model = EnergyModel.from_config(cfg["model"])
     model.load_state_dict(blob["model"])
     model.eval()
     mdef = {k: v for k, v in cfg["model"].items() if k != "precision_resolved"}
     fm = FrozenModel(model, json.dumps(mdef), min_nbor_dist(blob)).to(device)
-    fm.table_terms = model.descriptor.tabulate(table_rmin(blob)) if tables else []
+    fm.table_terms = model.descriptor.tabulate(table_rmin(blob), min_nbor_dist(blob)) if tables else []
     return fm
 
 
@@ -271,9 +273,9 @@ def metadata(blob: dict, table_terms: List[int] | None = None) -> dict:
         "precision": m.get("precision_resolved", "float64"),
         "step": blob.get("step"),
         "model": {k: v for k, v in m.items() if k != "precision_resolved"},
-        "embedding_tables": {
+        "embedding_tables": {  # terms per net, level by level (rmin: the closest distance served)
             "terms": list(table_terms or []),
-            "rmin": table_rmin(blob),
+            "rmin": [min_nbor_dist(blob), table_rmin(blob)] if min_nbor_dist(blob) > 0 else [table_rmin(blob)],
         },
     }
 

@@ -78,9 +78,11 @@ class SeA(nn.Module):
         return s0 + int((mk * pos).amax())
 
     @torch.jit.unused
-    def tabulate(self, rmin: float, tol: float = 1e-12) -> List[int]:
+    def tabulate(self, rmin: float, rnear: float = 0.0, tol: float = 1e-12) -> List[int]:
         """Chebyshev tables of the embedding nets for distances ≥ ``rmin`` (inference of frozen
-        models; :mod:`.chebyshev`). Returns the number of terms per net (0: no table, the net runs)."""
+        models; :mod:`.chebyshev`), and with ``rnear > rmin`` a first, shorter table per net for
+        distances ≥ ``rnear``, used by every block whose pairs all lie there (fewer terms).
+        Returns the number of terms per table, level by level (0: no table, the net runs)."""
         from dpconv.trainer.nn.chebyshev import fit
         from dpconv.trainer.nn.env import switch
 
@@ -88,40 +90,48 @@ class SeA(nn.Module):
         tables: List[torch.Tensor] = []
         ranges: List[torch.Tensor] = []
         terms: List[int] = []
-        r = torch.tensor(rmin, dtype=torch.float64)
-        top = float(switch(r, self.rcut_smth, self.rcut)) / rmin
-        for k, net in enumerate(self.nets):
-            ti = k % nt
-            avg, std = float(self.davg[ti, 0, 0]), float(self.dstd[ti, 0, 0])  # pyright: ignore
-            lo, hi = -avg / std, (top - avg) / std  # sw(r)/r spans [0, top] for r ≥ rmin
-            # float32: the basis' rounding (~k²·eps) would show; such models keep their nets
-            exact = self.type_one_side or self.davg.dtype != torch.float64  # pyright: ignore
-            c = None if exact else fit(net, lo, hi, tol)
-            dev = self.davg.device  # pyright: ignore
-            tables.append(torch.zeros(0, dtype=self.davg.dtype, device=dev) if c is None else c)  # pyright: ignore
-            ranges.append(torch.tensor([lo, hi], dtype=torch.float64, device=dev))
-            terms.append(0 if c is None else c.shape[0])
+        # float32: the basis' rounding (~k²·eps) would show; such models keep their nets
+        exact = self.type_one_side or self.davg.dtype != torch.float64  # pyright: ignore
+        dev = self.davg.device  # pyright: ignore
+        for rm in ([rnear] if rnear > rmin else []) + [rmin]:
+            r = torch.tensor(rm, dtype=torch.float64)
+            top = float(switch(r, self.rcut_smth, self.rcut)) / rm
+            for k, net in enumerate(self.nets):
+                ti = k % nt
+                avg, std = float(self.davg[ti, 0, 0]), float(self.dstd[ti, 0, 0])  # pyright: ignore
+                lo, hi = -avg / std, (top - avg) / std  # sw(r)/r spans [0, top] for r ≥ rm
+                c = None if exact else fit(net, lo, hi, tol)
+                tables.append(torch.zeros(0, dtype=self.davg.dtype, device=dev) if c is None else c)  # pyright: ignore
+                ranges.append(torch.tensor([lo, hi], dtype=torch.float64, device=dev))
+                terms.append(0 if c is None else c.shape[0])
         self.tables = tables
         self.table_ranges = ranges
         return terms
 
     def tabulated(self) -> bool:
-        """True when every embedding net has a table (:meth:`tabulate`)."""
-        return all(c.numel() != 0 for c in self.tables)
+        """True when every embedding net has a table (:meth:`tabulate`; the widest level)."""
+        nn_ = len(self.nets)
+        return len(self.tables) >= nn_ and all(c.numel() != 0 for c in self.tables[len(self.tables) - nn_ :])
 
-    def _basis(self, k: int, x: torch.Tensor) -> torch.Tensor | None:
-        """Chebyshev basis ``T_0..T_{K-1}`` (rows, K) at ``x`` (rows,) for net ``k``'s table, if it
-        has one covering ``x`` (else None: the net runs)."""
-        c = self.tables[k]
-        if c.numel() == 0:
-            return None
-        if x.numel() == 0:  # a block with no used slot
-            return torch.zeros(0, c.shape[0], dtype=x.dtype, device=x.device)
-        lo, hi = float(self.table_ranges[k][0]), float(self.table_ranges[k][1])
-        eps = 1e-9 * (hi - lo)
-        if float(x.min()) < lo - eps or float(x.max()) > hi + eps:
-            return None
-        return basis(((2.0 * x - (lo + hi)) / (hi - lo)).clamp(-1.0, 1.0), c.shape[0])
+    def _basis(self, k: int, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Chebyshev basis ``T_0..T_{K-1}`` (rows, K) at ``x`` (rows,) and the coefficients (K, 2·M1)
+        of the first of net ``k``'s tables that covers ``x``; two empty tensors if none does (the
+        net then runs)."""
+        none = torch.zeros(0, dtype=x.dtype, device=x.device)
+        nn_ = len(self.nets)
+        if len(self.tables) < nn_ or self.tables[len(self.tables) - nn_ + k].numel() == 0:
+            return none, none
+        xmin, xmax = 0.0, 0.0
+        if x.numel() > 0:
+            xmin, xmax = float(x.min()), float(x.max())
+        for i in range(k, len(self.tables), nn_):
+            c = self.tables[i]
+            lo, hi = float(self.table_ranges[i][0]), float(self.table_ranges[i][1])
+            eps = 1e-9 * (hi - lo)
+            if c.numel() > 0 and (x.numel() == 0 or (xmin >= lo - eps and xmax <= hi + eps)):
+                c = c.to(x.device)  # list attributes do not follow Module.to()
+                return basis(((2.0 * x - (lo + hi)) / (hi - lo)).clamp(-1.0, 1.0), c.shape[0]), c
+        return none, none
 
     @torch.jit.unused
     def _interpolated(self, net: nn.Module, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -253,12 +263,10 @@ class SeA(nn.Module):
                 # Σ_j R_jᵀ G_j = (Σ_j R_jᵀ b_j)·C: (4 × K) per centre first, then one product with the
                 # coefficients C. No G per slot at all.
                 bas = coef = torch.zeros(0, dtype=rij.dtype, device=rij.device)
-                if self.tables[k].numel() > 0 and not torch.is_grad_enabled():
-                    b = self._basis(k, rr[..., 0].reshape(-1))
-                    if b is not None:
-                        bas, coef = b, self.tables[k].to(rij.device)  # list attributes do not follow .to()
+                if len(self.tables) > 0 and not torch.is_grad_enabled():
+                    bas, coef = self._basis(k, rr[..., 0].reshape(-1))
                 elif (
-                    not torch.jit.is_scripting()
+                    not torch.jit.is_scripting()  # pyright: ignore[reportPrivateImportUsage]
                     and torch.is_grad_enabled()
                     and self.interpolate_nets
                     and not rr.requires_grad  # the hand-written first derivative, not autograd's
