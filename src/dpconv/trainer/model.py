@@ -172,10 +172,11 @@ class EnergyModel(nn.Module):
         self, ae: torch.Tensor, g: torch.Tensor, rij: torch.Tensor, nlist: torch.Tensor
     ) -> Dict[str, torch.Tensor]:
         energy = ae.sum(dim=1)
-        nf, n, nc = nlist.shape[0], nlist.shape[1], nlist.shape[2]
+        nf, n = nlist.shape[0], nlist.shape[1]
         base = (torch.arange(nf, device=nlist.device) * n).view(nf, 1, 1)
-        idx = (nlist.clamp(min=0) + base).reshape(-1)
-        force = g.sum(dim=2).reshape(nf * n, 3).index_add(0, idx, -g.reshape(nf * n * nc, 3)).reshape(nf, n, 3)
+        # flat (atom·3 + component) indices: a 1-D index_add (row-wise it is ~4× slower on two threads)
+        idx = (nlist.clamp(min=0) + base).reshape(-1, 1) * 3 + torch.arange(3, device=nlist.device)
+        force = g.sum(dim=2).reshape(-1).index_add(0, idx.reshape(-1), -g.reshape(-1)).reshape(nf, n, 3)
         virial = -torch.einsum("fnsa,fnsb->fab", g, rij)
         return {"energy": energy, "atom_energy": ae, "force": force, "virial": virial}
 
