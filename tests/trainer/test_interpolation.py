@@ -102,3 +102,20 @@ def test_interpolation_is_used_in_training_only():
     desc.interpolate_min_slots = 0
     desc.interpolate_nets = False
     assert not any(interpolated(rij.detach()))
+
+
+def test_empty_slot_row_taken_from_the_rows_equals_a_net_call():
+    """Small blocks take the empty slot's embedding from the rows the net ran on; large ones call
+    the net on it separately: same outputs and parameter gradients."""
+    s = lj_system(2, box=6.0, seed=6, virial=True)
+    sel = (30, 60)
+    model = tiny_model(sel=sel, rcut=RCUT)
+    outs = []
+    for pad_row_max in (512, 0):
+        model.descriptor.pad_row_max = pad_row_max
+        outs.append(_outputs(model, s, sel, False, shared=True))
+    (o1, g1), (o0, g0) = outs
+    for k in ("energy", "atom_energy", "force", "virial"):
+        torch.testing.assert_close(o1[k], o0[k], atol=1e-12, rtol=0)
+    for a, b in zip(g1, g0):
+        torch.testing.assert_close(a, b, atol=1e-11, rtol=1e-11)

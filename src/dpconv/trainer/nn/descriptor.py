@@ -67,6 +67,7 @@ class SeA(nn.Module):
         # nodes spanning its block's inputs instead of running on every neighbour (:meth:`_interpolated`)
         self.interpolate_nets = True
         self.interpolate_min_slots = 1024  # smaller blocks: the net on their rows costs less
+        self.pad_row_max = 512  # blocks embedding at most this many rows take G(empty slot) from them
 
     def _used(self, mask: torch.Tensor, s0: int, s1: int) -> int:
         """End of the used slots of block ``s0:s1`` (last real neighbour + 1 over the batch): the
@@ -262,7 +263,7 @@ class SeA(nn.Module):
                 # hold rpad already); training: the same with the net interpolated afresh. G = b·C, so
                 # Σ_j R_jᵀ G_j = (Σ_j R_jᵀ b_j)·C: (4 × K) per centre first, then one product with the
                 # coefficients C. No G per slot at all.
-                bas = coef = torch.zeros(0, dtype=rij.dtype, device=rij.device)
+                bas = coef = gpad = torch.zeros(0, dtype=rij.dtype, device=rij.device)
                 if len(self.tables) > 0 and not torch.is_grad_enabled():
                     bas, coef = self._basis(k, rr[..., 0].reshape(-1))
                 elif (
@@ -290,9 +291,13 @@ class SeA(nn.Module):
                         gc, ys = net.fwd_cache(x)
                     g2 = gc.index_select(0, idx).view(nf * na, ns, m1)
                     part = torch.matmul(rr.transpose(-1, -2), g2)  # (nf·na, 4, M1)
-                if s1 < s_end:  # the cut-off slots: empty everywhere (a separate 1-row net call: in
-                    # training, taking the row out of gc would cost a zero-filled gradient of gc)
-                    gpad = net(rpad[:1].reshape(1, 1))
+                    if s1 < s_end and gc.shape[0] <= self.pad_row_max:
+                        gpad = gc[-1:]  # the empty slot's row (small blocks: see below)
+                if s1 < s_end:  # the cut-off slots: empty everywhere. Large blocks use a separate
+                    # 1-row net call: in training, taking the row out of a large gc would cost a
+                    # zero-filled gradient of gc; for small ones the extra net call costs more
+                    if gpad.numel() == 0:
+                        gpad = net(rpad[:1].reshape(1, 1))
                     part = part + float(s_end - s1) * (rpad.unsqueeze(-1) * gpad)
                 part = part.view(nf, na, 4, m1)
                 tparts[ti] = part if tparts[ti].numel() == 0 else tparts[ti] + part
