@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from dpconv.trainer.nn.chebyshev import basis
-from dpconv.trainer.nn.env import env_matrix, env_matrix_grad
+from dpconv.trainer.nn.env import env_grad_from_factors, env_matrix, env_matrix_factors
 from dpconv.trainer.nn.networks import mlp
 
 
@@ -236,7 +236,8 @@ class SeA(nn.Module):
         """
         nf, n = rij.shape[0], rij.shape[1]
         m1 = self.dim_emb
-        env = (self.raw_env(rij, mask) - self.davg[atype]) / self.dstd[atype]  # pyright: ignore  (registered buffer)
+        raw, factors = env_matrix_factors(rij, mask, self.rcut_smth, self.rcut, self.env_protection)
+        env = (raw - self.davg[atype]) / self.dstd[atype]  # pyright: ignore  (registered buffer)
         nt = self.ntypes
         aoff = [0]
         for c in counts:
@@ -245,7 +246,7 @@ class SeA(nn.Module):
         for _ in range(nt):
             tparts.append(torch.zeros(0, dtype=rij.dtype, device=rij.device))
         # per net: g (nf·na, ns, M1) embeddings of the block's slots (with a table: its basis
-        # (nf·na, ns, K)), idx, sidx
+        # (nf·na, ns, K)), idx, sidx; then the environment matrix's derivative factors and env
         cache: List[torch.Tensor] = []
         ycache: List[List[torch.Tensor]] = []
         empty = torch.zeros(0, dtype=torch.long, device=rij.device)
@@ -311,6 +312,7 @@ class SeA(nn.Module):
                 tparts[ti] = torch.zeros(nf, counts[ti], 4, m1, dtype=rij.dtype, device=rij.device)
         t = torch.cat(tparts, dim=1) * (1.0 / self.nnei)
         d = torch.matmul(t.transpose(-1, -2), t[..., : self.axis_neuron])  # (nf, N, M1, M2)
+        cache += factors  # the environment matrix's derivative factors, then env itself
         cache.append(env)
         return d.reshape(nf, n, m1 * self.axis_neuron), t, cache, ycache
 
@@ -374,4 +376,4 @@ class SeA(nn.Module):
                 blk = torch.cat([blk[..., :1] + ds, blk[..., 1:]], dim=-1)
                 denv[:, a0:a1, s0:s1] = blk.view(nf, na, ns, 4)
         draw = denv / self.dstd[atype]  # pyright: ignore  (registered buffer)
-        return env_matrix_grad(rij, mask, draw, self.rcut_smth, self.rcut, self.env_protection)
+        return env_grad_from_factors(draw, cache[-6:-1])
