@@ -241,3 +241,17 @@ def test_hand_written_net_backwards_equal_autograd(sizes, linear_out, resnet_dt)
     check([e, gin], [e_ref, gin_ref])
     loss_ref = (e_ref * wts[-1]).sum() + (gin_ref * wts[-2]).sum() + 0 * dout.sum()
     check(grads((e * wts[-1]).sum() + (gin * wts[-2]).sum() + 0 * dout.sum()), grads(loss_ref))
+
+
+def test_env_matrix_factors_give_autograds_derivative():
+    from dpconv.trainer.nn.env import env_grad_from_factors, env_matrix, env_matrix_factors
+
+    g = torch.Generator().manual_seed(5)
+    rij = (torch.rand(3, 7, 5, 3, dtype=torch.float64, generator=g) - 0.5) * 9.0
+    mask = torch.rand(3, 7, 5, generator=g) > 0.3
+    draw = torch.randn(3, 7, 5, 4, dtype=torch.float64, generator=g)
+    env, fac = env_matrix_factors(rij, mask, 0.5, 4.0, 0.1)
+    torch.testing.assert_close(env, env_matrix(rij, mask, 0.5, 4.0, 0.1), atol=0, rtol=0)
+    r = rij.clone().requires_grad_(True)
+    (ref,) = torch.autograd.grad((env_matrix(r, mask, 0.5, 4.0, 0.1) * draw).sum(), r)
+    torch.testing.assert_close(env_grad_from_factors(draw, fac), ref, atol=1e-12, rtol=1e-12)
