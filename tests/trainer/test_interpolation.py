@@ -119,3 +119,28 @@ def test_empty_slot_row_taken_from_the_rows_equals_a_net_call():
         torch.testing.assert_close(o1[k], o0[k], atol=1e-12, rtol=0)
     for a, b in zip(g1, g0):
         torch.testing.assert_close(a, b, atol=1e-11, rtol=1e-11)
+
+
+def test_blocks_without_neighbours_in_training():
+    """O and H clusters 30 Å apart: the O–H and H–O blocks have no neighbour at all and take the
+    shortcut; outputs and parameter gradients equal autograd's double backward."""
+    rng = np.random.default_rng(8)
+    x = np.concatenate([rng.uniform(0, 3.0, (4, 3)), rng.uniform(0, 3.0, (8, 3)) + 30.0])[None]
+    x = torch.tensor(x)
+    types = torch.tensor([0] * 4 + [1] * 8)
+    model = tiny_model(sel=(8, 16), rcut=RCUT)
+    nl, sh = build_neighbors(x, None, types, RCUT, [8, 16])
+    params = list(model.parameters())
+    explicit = model(x, None, nl, sh, types, [4, 8], create_graph=True)
+    rij = pair_vectors(x, None, nl, sh).detach().requires_grad_(True)
+    ae = model.atomic_energy(rij, nl >= 0, types, [4, 8])
+    (g,) = torch.autograd.grad([ae.sum()], [rij], create_graph=True)
+    reference = model._outputs(ae, g, rij, nl)
+
+    def loss_of(o):
+        return o["energy"].square().sum() + o["force"].square().sum()
+
+    for k in ("energy", "force", "atom_energy"):
+        torch.testing.assert_close(explicit[k], reference[k], atol=1e-12, rtol=0)
+    for a, b in zip(torch.autograd.grad(loss_of(explicit), params), torch.autograd.grad(loss_of(reference), params)):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)

@@ -254,9 +254,17 @@ class SeA(nn.Module):
             ti = k % nt
             tj = k // nt
             a0, a1 = aoff[ti], aoff[ti + 1]
-            if a1 > a0:
-                s0, s_end = self.sel_offsets[tj], self.sel_offsets[tj + 1]
-                s1 = self._used(mask[:, a0:a1], s0, s_end)
+            s0, s_end = self.sel_offsets[tj], self.sel_offsets[tj + 1]
+            s1 = self._used(mask[:, a0:a1], s0, s_end) if a1 > a0 else s0
+            if a1 > a0 and s1 == s0 and s_end > s0 and not rij.requires_grad:  # (autograd wants rij used)
+                # no neighbour of this type for any centre: every slot holds the empty row
+                rpad = -self.davg[ti, s0] / self.dstd[ti, s0]  # pyright: ignore  (registered buffer)
+                gpad = net(rpad[:1].reshape(1, 1))
+                part = (float(s_end - s0) * (rpad.unsqueeze(-1) * gpad)).expand(nf, a1 - a0, 4, m1)
+                tparts[ti] = part if tparts[ti].numel() == 0 else tparts[ti] + part
+                cache += [empty, empty, empty]
+                ycache.append([empty])  # nothing to go back through: the slots do not move
+            elif a1 > a0:
                 na, ns = a1 - a0, s1 - s0
                 rr = env[:, a0:a1, s0:s1, :].reshape(nf * na, ns, 4).contiguous()  # strided: bmm 5x slower
                 rpad = -self.davg[ti, s0] / self.dstd[ti, s0]  # pyright: ignore  (registered buffer)
@@ -344,7 +352,7 @@ class SeA(nn.Module):
             ti = k % nt
             tj = k // nt
             a0, a1 = aoff[ti], aoff[ti + 1]
-            if a1 > a0:
+            if a1 > a0 and cache[3 * k].dim() == 3:  # (a block without neighbours has nothing here)
                 g, idx, sidx = cache[3 * k], cache[3 * k + 1], cache[3 * k + 2]
                 na, ns = a1 - a0, g.shape[1]
                 s0 = self.sel_offsets[tj]
