@@ -32,6 +32,9 @@ def train(
       dpconv train input.json
       dpconv train input.json --restart model.ckpt-1000.pt
       torchrun --nproc_per_node 4 $(which dpconv) train input.json
+
+    In float64 the embedding nets are interpolated at Chebyshev nodes each step (equal to the
+    nets to ~1e-12; docs/trainer.md); DPCONV_NET_INTERPOLATION=0 runs them on every neighbour.
     """
     from dpconv.trainer.loop import train as run
 
