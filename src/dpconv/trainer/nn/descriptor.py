@@ -15,7 +15,7 @@ from typing import List, Tuple
 import torch
 from torch import nn
 
-from dpconv.trainer.nn.chebyshev import basis
+from dpconv.trainer.nn.chebyshev import basis, interpolate
 from dpconv.trainer.nn.env import env_grad_from_factors, env_matrix, env_matrix_factors
 from dpconv.trainer.nn.networks import mlp
 
@@ -141,8 +141,6 @@ class SeA(nn.Module):
         differentiable with respect to the net's parameters (:func:`~.chebyshev.interpolate`: the
         series equals the net to ~1e-12). Two empty tensors when the inputs do not span an interval
         or the series does not converge: the net then runs on the rows."""
-        from dpconv.trainer.nn.chebyshev import interpolate
-
         none = torch.zeros(0, dtype=x.dtype, device=x.device)
         if x.numel() == 0:
             return none, none
