@@ -76,9 +76,9 @@ def test_interpolated_training_equals_nets(box, tilt, close):
         torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-8)
 
 
-def test_interpolation_is_used_in_training_only():
-    """The coefficients show up in the caches with grad on (training), not under no_grad or with
-    autograd's derivative (rij requiring grad), nor when switched off."""
+def test_interpolation_is_used_where_meant():
+    """The coefficients show up in the caches in training and in table-less inference, not with
+    autograd's derivative (rij requiring grad), for small blocks, or when switched off."""
     s = lj_system(1, seed=5)
     model = tiny_model(sel=(30, 60), rcut=RCUT)
     x = torch.tensor(s.data["coords"])
@@ -95,8 +95,8 @@ def test_interpolation_is_used_in_training_only():
 
     assert all(interpolated(rij.detach()))
     assert not any(interpolated(rij.detach().requires_grad_(True)))
-    with torch.no_grad():
-        assert not any(interpolated(rij))
+    with torch.no_grad():  # inference in Python without tables (the trainer's validation): used too
+        assert all(interpolated(rij))
     desc.interpolate_min_slots = 10**9  # blocks this small run the nets
     assert not any(interpolated(rij.detach()))
     desc.interpolate_min_slots = 0

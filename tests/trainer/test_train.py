@@ -216,3 +216,29 @@ def test_systems_as_path_and_format(tmp_path, monkeypatch):
     cfg["training"]["training_data"] = {"systems": [{"path": "a", "format": "deepmd/npy"}]}
     with pytest.raises(ConfigError, match="'path'"):
         train(cfg)
+
+
+def test_validation_batches_stacked_per_system_equal_one_by_one(tmp_path):
+    """Validation runs one call per system with that system's drawn batches stacked: the same
+    predictions as batch by batch (two systems of different sizes, drawn interleaved)."""
+    from dpconv.trainer.loop import Trainer, _stacked_predictions
+
+    from .conftest import TINY
+
+    cfg = json.loads(json.dumps(TINY))
+    tr = Trainer(
+        cfg,
+        training=[lj_system(4, seed=1)],
+        validation=[lj_system(5, seed=5), lj_system(4, n_o=2, n_h=6, seed=7)],
+        workdir=str(tmp_path),
+    )
+    assert tr.val_sampler is not None
+    drawn = [tr.val_sampler.next() for _ in range(6)]
+    while len({k for k, _ in drawn}) < 2 and len(drawn) < 60:
+        drawn.append(tr.val_sampler.next())
+    assert len({k for k, _ in drawn}) == 2
+    stacked = _stacked_predictions(drawn, tr._predict_inference)
+    for (_, b), p in zip(drawn, stacked):
+        ref = tr._predict_inference(b)
+        for k in ("energy", "atom_energy", "force", "virial"):
+            torch.testing.assert_close(p[k], ref[k], atol=1e-12, rtol=0)

@@ -92,6 +92,31 @@ class EnerLoss:
 
 # -- lcurve -------------------------------------------------------------------------------------
 # DeePMD-kit writes lcurve.out with %-formats; mirrored literally for byte compatibility
+def _stacked_predictions(
+    drawn: Sequence[tuple[int, dict[str, Any]]], predict: Callable[[dict[str, Any]], dict[str, torch.Tensor]]
+) -> list[dict[str, torch.Tensor]]:
+    """Predictions for each drawn ``(system, batch)``, computed with one call per system: that
+    system's batches stacked along the frames (fewer, larger calls; the same numbers)."""
+    out: list[dict[str, torch.Tensor] | None] = [None] * len(drawn)
+    by_sys: dict[int, list[int]] = {}
+    for pos, (k, _) in enumerate(drawn):
+        by_sys.setdefault(k, []).append(pos)
+    for poss in by_sys.values():
+        bs = [drawn[p][1] for p in poss]
+        nfs = [int(b["coords"].shape[0]) for b in bs]
+        big = dict(bs[0])
+        for key in ("coords", "cells", "nlist", "shifts"):
+            big[key] = None if bs[0][key] is None else torch.cat([b[key] for b in bs])
+        # rep holds flat slot indices over the batch's frames: shift each batch by the frames before it
+        per_frame = bs[0]["nlist"].shape[1] * bs[0]["nlist"].shape[2]
+        first = np.cumsum([0, *nfs[:-1]])
+        big["rep"] = torch.cat([b["rep"] + int(f) * per_frame for b, f in zip(bs, first)])
+        pred = predict(big)
+        for p, f, nf in zip(poss, first, nfs):
+            out[p] = {k: v[int(f) : int(f) + nf] for k, v in pred.items()}
+    return [o for o in out if o is not None]
+
+
 def lcurve_header(keys: Sequence[str], with_val: bool) -> str:
     """The two header lines of DeePMD-kit's ``lcurve.out``."""
     line = "# " + "step".ljust(5)
@@ -329,11 +354,11 @@ class Trainer:
         if self.val_sampler is None:
             return None
         nb = int((self.cfg["training"].get("validation_data") or {}).get("numb_btch", 1))
+        drawn = [self.val_sampler.next() for _ in range(max(nb, 1))]
+        preds = _stacked_predictions(drawn, self._predict_inference)
         sums: dict[str, float] = {}
         wsum = 0.0
-        for _ in range(max(nb, 1)):
-            _, b = self.val_sampler.next()
-            pred = self._predict_inference(b)
+        for (_, b), pred in zip(drawn, preds):
             _, more = self.loss(pred, b, lr)
             w = float(b["natoms"])
             for k, v in more.items():

@@ -63,8 +63,9 @@ class SeA(nn.Module):
         # [G | dG/ds] and the s range (2,) they serve; empty tensors where the net runs as is
         self.tables = [torch.zeros(0, dtype=dtype) for _ in range(nnets)]
         self.table_ranges = [torch.zeros(2, dtype=torch.float64) for _ in range(nnets)]
-        # training (float64, hand-written path): each step, each net is interpolated at Chebyshev
-        # nodes spanning its block's inputs instead of running on every neighbour (:meth:`_interpolated`)
+        # float64, hand-written path, not TorchScript (training, validation): each call, each net is
+        # interpolated at Chebyshev nodes spanning its block's inputs instead of running on every
+        # neighbour (:meth:`_interpolated`)
         self.interpolate_nets = True
         self.interpolate_min_slots = 1024  # smaller blocks: the net on their rows costs less
         self.pad_row_max = 512  # blocks embedding at most this many rows take G(empty slot) from them
@@ -267,15 +268,16 @@ class SeA(nn.Module):
                 rr = env[:, a0:a1, s0:s1, :].reshape(nf * na, ns, 4).contiguous()  # strided: bmm 5x slower
                 rpad = -self.davg[ti, s0] / self.dstd[ti, s0]  # pyright: ignore  (registered buffer)
                 # frozen model (no grad): the table's basis b on every slot of the block (empty ones
-                # hold rpad already); training: the same with the net interpolated afresh. G = b·C, so
+                # hold rpad already); training and table-less inference in Python (validation): the
+                # same with the net interpolated afresh. G = b·C, so
                 # Σ_j R_jᵀ G_j = (Σ_j R_jᵀ b_j)·C: (4 × K) per centre first, then one product with the
                 # coefficients C. No G per slot at all.
                 bas = coef = gpad = torch.zeros(0, dtype=rij.dtype, device=rij.device)
                 if len(self.tables) > 0 and not torch.is_grad_enabled():
                     bas, coef = self._basis(k, rr[..., 0].reshape(-1))
-                elif (
-                    not torch.jit.is_scripting()  # pyright: ignore[reportPrivateImportUsage]
-                    and torch.is_grad_enabled()
+                if (
+                    coef.numel() == 0
+                    and not torch.jit.is_scripting()  # pyright: ignore[reportPrivateImportUsage]
                     and self.interpolate_nets
                     and not rr.requires_grad  # the hand-written first derivative, not autograd's
                     and rr.dtype == torch.float64
