@@ -90,8 +90,6 @@ class EnerLoss:
         return loss, more
 
 
-# -- lcurve -------------------------------------------------------------------------------------
-# DeePMD-kit writes lcurve.out with %-formats; mirrored literally for byte compatibility
 def _stacked_predictions(
     drawn: Sequence[tuple[int, dict[str, Any]]], predict: Callable[[dict[str, Any]], dict[str, torch.Tensor]]
 ) -> list[dict[str, torch.Tensor]]:
@@ -117,6 +115,8 @@ def _stacked_predictions(
     return [o for o in out if o is not None]
 
 
+# -- lcurve -------------------------------------------------------------------------------------
+# DeePMD-kit writes lcurve.out with %-formats; mirrored literally for byte compatibility
 def lcurve_header(keys: Sequence[str], with_val: bool) -> str:
     """The two header lines of DeePMD-kit's ``lcurve.out``."""
     line = "# " + "step".ljust(5)

@@ -69,7 +69,8 @@ def train(
 @click.option(
     "--no-tables",
     is_flag=True,
-    help="Evaluate the embedding nets themselves instead of their Chebyshev tables (equal to ~1e-12, faster).",
+    help="Evaluate the embedding nets themselves instead of their Chebyshev tables "
+    "(the tables equal them to ~1e-12 and are faster).",
 )
 def freeze(ckpt: str, output: str, no_tables: bool) -> None:
     """Write a self-contained TorchScript model (loads with torch alone)."""

@@ -29,6 +29,11 @@ def basis(t: torch.Tensor, k: int) -> torch.Tensor:
     return torch.cos(torch.arccos(t).unsqueeze(-1) * j)
 
 
+def basis_on(x: torch.Tensor, lo: float, hi: float, k: int) -> torch.Tensor:
+    """:func:`basis` at ``x`` (n,) in ``[lo, hi]``, mapped onto [-1, 1]: (n, k)."""
+    return basis(((2.0 * x - (lo + hi)) / (hi - lo)).clamp(-1.0, 1.0), k)
+
+
 def _net_and_slope(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``G(x)`` and ``dG/dx`` (n, M1) of a one-input :class:`~dpconv.trainer.nn.networks.MLP` at ``x``
     (n,): the derivative carried forward layer by layer (forward mode; exact, no differencing)."""
@@ -108,12 +113,11 @@ def fit(
         g_ref, gp_ref = _net_and_slope(net, xs)
         tg = tol * max(1.0, float(g_ref.abs().max()))
         tp = tol * max(1.0, float(gp_ref.abs().max()))
-        ts = ((2 * xs - (lo + hi)) / (hi - lo)).clamp(-1.0, 1.0)
         k = k0
         while k <= kmax:  # the matrix product grows with k
             c = _coefficients(net, lo, hi, k).to(torch.float64)
             m1 = c.shape[1] // 2
-            b = basis(ts.to(torch.float64), k)
+            b = basis_on(xs.to(torch.float64), lo, hi, k)
             if (b @ c[:, :m1] - g_ref).abs().max() <= tg and (b @ c[:, m1:] - gp_ref).abs().max() <= tp:
                 return c.to(dtype)
             k = _next_k(k)

@@ -15,8 +15,8 @@ from typing import List, Tuple
 import torch
 from torch import nn
 
-from dpconv.trainer.nn.chebyshev import basis, interpolate
-from dpconv.trainer.nn.env import env_grad_from_factors, env_matrix, env_matrix_factors
+from dpconv.trainer.nn.chebyshev import basis_on, fit, interpolate
+from dpconv.trainer.nn.env import env_grad_from_factors, env_matrix, env_matrix_factors, switch
 from dpconv.trainer.nn.networks import mlp
 
 
@@ -85,9 +85,6 @@ class SeA(nn.Module):
         models; :mod:`.chebyshev`), and with ``rnear > rmin`` a first, shorter table per net for
         distances ≥ ``rnear``, used by every block whose pairs all lie there (fewer terms).
         Returns the number of terms per table, level by level (0: no table, the net runs)."""
-        from dpconv.trainer.nn.chebyshev import fit
-        from dpconv.trainer.nn.env import switch
-
         nt = self.ntypes
         tables: List[torch.Tensor] = []
         ranges: List[torch.Tensor] = []
@@ -132,7 +129,7 @@ class SeA(nn.Module):
             eps = 1e-9 * (hi - lo)
             if c.numel() > 0 and (x.numel() == 0 or (xmin >= lo - eps and xmax <= hi + eps)):
                 c = c.to(x.device)  # list attributes do not follow Module.to()
-                return basis(((2.0 * x - (lo + hi)) / (hi - lo)).clamp(-1.0, 1.0), c.shape[0]), c
+                return basis_on(x, lo, hi, c.shape[0]), c
         return none, none
 
     @torch.jit.unused
@@ -151,7 +148,7 @@ class SeA(nn.Module):
         c = interpolate(net, lo, hi)
         if c is None:
             return none, none
-        return basis(((2.0 * x - (lo + hi)) / (hi - lo)).clamp(-1.0, 1.0), c.shape[0]), c
+        return basis_on(x, lo, hi, c.shape[0]), c
 
     @property
     def dim_out(self) -> int:
@@ -245,7 +242,8 @@ class SeA(nn.Module):
         for _ in range(nt):
             tparts.append(torch.zeros(0, dtype=rij.dtype, device=rij.device))
         # per net: g (nf·na, ns, M1) embeddings of the block's slots (with a table: its basis
-        # (nf·na, ns, K)), idx, sidx; then the environment matrix's derivative factors and env
+        # (nf·na, ns, K)), idx, sidx, its normalised rows rr; then the environment matrix's
+        # derivative factors and env
         cache: List[torch.Tensor] = []
         ycache: List[List[torch.Tensor]] = []
         empty = torch.zeros(0, dtype=torch.long, device=rij.device)
@@ -261,7 +259,7 @@ class SeA(nn.Module):
                 gpad = net(rpad[:1].reshape(1, 1))
                 part = (float(s_end - s0) * (rpad.unsqueeze(-1) * gpad)).expand(nf, a1 - a0, 4, m1)
                 tparts[ti] = part if tparts[ti].numel() == 0 else tparts[ti] + part
-                cache += [empty, empty, empty]
+                cache += [empty, empty, empty, empty]
                 ycache.append([empty])  # nothing to go back through: the slots do not move
             elif a1 > a0:
                 na, ns = a1 - a0, s1 - s0
@@ -310,10 +308,10 @@ class SeA(nn.Module):
                     part = part + float(s_end - s1) * (rpad.unsqueeze(-1) * gpad)
                 part = part.view(nf, na, 4, m1)
                 tparts[ti] = part if tparts[ti].numel() == 0 else tparts[ti] + part
-                cache += [g2, idx, sidx]
+                cache += [g2, idx, sidx, rr]
                 ycache.append(ys)
             else:
-                cache += [empty, empty, empty]
+                cache += [empty, empty, empty, empty]
                 ycache.append([empty])
         for ti in range(nt):
             if tparts[ti].numel() == 0:
@@ -352,12 +350,11 @@ class SeA(nn.Module):
             ti = k % nt
             tj = k // nt
             a0, a1 = aoff[ti], aoff[ti + 1]
-            if a1 > a0 and cache[3 * k].dim() == 3:  # (a block without neighbours has nothing here)
-                g, idx, sidx = cache[3 * k], cache[3 * k + 1], cache[3 * k + 2]
+            if a1 > a0 and cache[4 * k].dim() == 3:  # (a block without neighbours has nothing here)
+                g, idx, sidx, rr = cache[4 * k], cache[4 * k + 1], cache[4 * k + 2], cache[4 * k + 3]
                 na, ns = a1 - a0, g.shape[1]
                 s0 = self.sel_offsets[tj]
                 s1 = s0 + ns
-                rr = env[:, a0:a1, s0:s1, :].reshape(nf * na, ns, 4).contiguous()  # strided: bmm 5x slower
                 dpart = dt[:, a0:a1].reshape(nf * na, 4, m1)
                 ys = ycache[k]
                 if ys[0].numel() == 0:
