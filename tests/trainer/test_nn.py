@@ -239,8 +239,16 @@ def test_hand_written_net_backwards_equal_autograd(sizes, linear_out, resnet_dt)
     gin_ref = net.bwd(torch.ones_like(e_ref), ys_ref)
     e, gin = net.value_and_grad_train(x)
     check([e, gin], [e_ref, gin_ref])
-    loss_ref = (e_ref * wts[-1]).sum() + (gin_ref * wts[-2]).sum() + 0 * dout.sum()
-    check(grads((e * wts[-1]).sum() + (gin * wts[-2]).sum() + 0 * dout.sum()), grads(loss_ref))
+    # both outputs in the loss (the two weight-gradient products folded into one), and each alone
+    for ce, cg in ((1.0, 1.0), (0.0, 1.0), (1.0, 0.0)):
+        e, gin = net.value_and_grad_train(x)
+        e_ref, ys_ref = net.fwd_cache(x)
+        gin_ref = net.bwd(torch.ones_like(e_ref), ys_ref)
+
+        def loss_of(e, gin, ce=ce, cg=cg):  # an output left out of the loss gets no gradient at all
+            return (ce * (e * wts[-1]).sum() if ce else 0) + (cg * (gin * wts[-2]).sum() if cg else 0) + 0 * dout.sum()
+
+        check(grads(loss_of(e, gin)), grads(loss_of(e_ref, gin_ref)))
 
 
 def test_env_matrix_factors_give_autograds_derivative():

@@ -166,9 +166,14 @@ def _input_grad_adjoint(
     ins: Sequence[torch.Tensor],
     dzs: Sequence[torch.Tensor | None],
     a: torch.Tensor,
+    factors: List[Tuple[torch.Tensor, torch.Tensor] | None] | None = None,
 ) -> Tuple[torch.Tensor, List[torch.Tensor | None], List[torch.Tensor | None], List[torch.Tensor | None]]:
     """Backward of :func:`_input_grad` for ``a`` = ∂L/∂(its result): ∂L/∂dout and the gradients of
-    the weights, the ``idt`` and the tanh outputs ``ys``, walking the layers in forward order."""
+    the weights, the ``idt`` and the tanh outputs ``ys``, walking the layers in forward order.
+
+    With ``factors`` (a list with one entry per layer), each weight gradient ``Aᵀ·B`` is not formed
+    but its two factors are stored there, for :func:`_forward_adjoint` to fold into its own product
+    for the same weight (one pass over the gradient instead of two)."""
     nl = len(flags)
     gws: List[torch.Tensor | None] = [None] * nl
     gidts: List[torch.Tensor | None] = [None] * nl
@@ -178,7 +183,10 @@ def _input_grad_adjoint(
         dz = dzs[k]
         if dz is not None:
             adz = torch.mm(a, w)  # result = dz·Wᵀ (+ skip of c)
-            gws[k] = torch.mm(a.t(), dz)
+            if factors is None:
+                gws[k] = torch.mm(a.t(), dz)
+            else:
+                factors[k] = (a, dz)
             y = ys[k]
             u = c * idts[k] if f & 8 else c
             au = torch.ops.aten.tanh_backward(adz, y)  # dz = u·(1 − y²)
@@ -192,7 +200,10 @@ def _input_grad_adjoint(
                 au.view(-1, 2, w.shape[0]).add_(a.unsqueeze(1))
             a = au
         else:
-            gws[k] = torch.mm(a.t(), c)
+            if factors is None:
+                gws[k] = torch.mm(a.t(), c)
+            else:
+                factors[k] = (a, c)
             a = torch.mm(a, w)
     return a, gws, gidts, gys
 
@@ -271,11 +282,16 @@ def _forward_adjoint(
     gws: List[torch.Tensor | None],
     gidts: List[torch.Tensor | None],
     need_x: bool,
+    factors: Sequence[Tuple[torch.Tensor, torch.Tensor] | None] | None = None,
 ) -> Tuple[torch.Tensor | None, List[torch.Tensor | None], List[torch.Tensor | None], List[torch.Tensor | None]]:
     """Backward of :func:`_forward` for ``a`` = ∂L/∂output and ``gys`` = ∂L/∂(tanh outputs) given
-    directly; weight and ``idt`` gradients accumulate into ``gws``/``gidts`` (in place where set)."""
+    directly; weight and ``idt`` gradients accumulate into ``gws``/``gidts`` (in place where set).
+    ``factors[k] = (A, B)`` adds ``Aᵀ·B`` to layer k's weight gradient in the same product as this
+    pass's ``hᵀ·az`` (stacked rows: the fitting nets' 1600 × 240 gradient is written once, not
+    written and then read and written again)."""
     nl = len(flags)
     gbs: List[torch.Tensor | None] = [None] * nl
+    folded = [False] * nl
     for k in range(nl - 1, -1, -1):
         f, w, h = flags[k], ws[k], hs[k]
         gy = gys[k]
@@ -306,11 +322,22 @@ def _forward_adjoint(
         else:
             az = a if gy is None else a + gy
         gw = gws[k]
-        gws[k] = torch.mm(h.t(), az) if gw is None else gw.addmm_(h.t(), az)
+        fk = None if factors is None else factors[k]
+        if fk is not None:
+            hh, zz = torch.cat([fk[0], h]), torch.cat([fk[1], az])
+        else:
+            hh, zz = h, az
+        gws[k] = torch.mm(hh.t(), zz) if gw is None else gw.addmm_(hh.t(), zz)
+        folded[k] = True
         gbs[k] = az.sum(dim=0)
         a = None
         if k > 0 or need_x:
             a = torch.mm(az, w.t()) if skip_a is None else torch.addmm(skip_a, az, w.t())
+    for k in range(nl):  # layers this pass had nothing to add to
+        fk = None if factors is None else factors[k]
+        if fk is not None and not folded[k]:
+            gw = gws[k]
+            gws[k] = torch.mm(fk[0].t(), fk[1]) if gw is None else gw.addmm_(fk[0].t(), fk[1])
     return a, gws, gbs, gidts
 
 
@@ -370,11 +397,12 @@ class _ValueAndInputGrad(torch.autograd.Function):
         gws: List[torch.Tensor | None] = [None] * nl
         gidts: List[torch.Tensor | None] = [None] * nl
         gys: List[torch.Tensor | None] = [None] * nl
+        factors: List[Tuple[torch.Tensor, torch.Tensor] | None] = [None] * nl
         if g_din is not None:
-            _, gws, gidts, gys = _input_grad_adjoint(flags, ws, idts, ys, ins, ctx.dzs, g_din)
+            _, gws, gidts, gys = _input_grad_adjoint(flags, ws, idts, ys, ins, ctx.dzs, g_din, factors)
         ctx.dzs = None
         a, gws, gbs, gidts = _forward_adjoint(
-            flags, ws, idts, ys, hs, g_out, gys, gws, gidts, bool(ctx.needs_input_grad[1])
+            flags, ws, idts, ys, hs, g_out, gys, gws, gidts, bool(ctx.needs_input_grad[1]), factors
         )
         return (None, a, *gws, *gbs, *_idt_grads(flags, gidts))
 
