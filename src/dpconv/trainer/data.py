@@ -268,6 +268,7 @@ class Sampler:
         self.epoch = np.zeros(len(self.systems), dtype=np.int64)
         self.pos = np.zeros(len(self.systems), dtype=np.int64)
         self.draws = 0
+        self._perms: dict[int, tuple[int, np.ndarray]] = {}  # system → (epoch, this rank's permutation)
 
     def state(self) -> dict[str, Any]:
         return {"epoch": self.epoch.tolist(), "pos": self.pos.tolist(), "draws": self.draws}
@@ -278,17 +279,23 @@ class Sampler:
         self.draws = int(st["draws"])
 
     def _pick_system(self) -> int:
-        u = np.random.default_rng([self.seed, self.stream, self.rank, self.draws]).random()
         self.draws += 1
+        if len(self.systems) == 1:  # the draw below could only give 0
+            return 0
+        u = np.random.default_rng([self.seed, self.stream, self.rank, self.draws - 1]).random()
         return int(min(np.searchsorted(self.cdf, u, side="right"), len(self.systems) - 1))
 
     def frames(self, k: int) -> np.ndarray:
         """Next batch of frame indices of system ``k``."""
-        s = self.systems[k]
-        perm = np.random.default_rng([self.seed, self.stream, k, int(self.epoch[k])]).permutation(s.nframes)
-        mine = perm[self.rank :: self.world]
+        epoch = int(self.epoch[k])
+        cached = self._perms.get(k)
+        if cached is None or cached[0] != epoch:  # one permutation per epoch, not per batch
+            perm = np.random.default_rng([self.seed, self.stream, k, epoch]).permutation(self.systems[k].nframes)
+            cached = (epoch, perm[self.rank :: self.world])
+            self._perms[k] = cached
+        mine = cached[1]
         a = int(self.pos[k]) * self.bs[k]
-        idx = mine[a : a + self.bs[k]]
+        idx = mine[a : a + self.bs[k]].copy()
         self.pos[k] += 1
         if self.pos[k] >= self.nbatch[k]:
             self.pos[k] = 0
