@@ -46,6 +46,16 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def finish_distributed() -> None:
+    """Wait for every rank, then tear the process group down (a rank that exits while Gloo still
+    holds the group can abort at interpreter shutdown). Does nothing without a process group."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
     """All-reduce (mean) the gradients of ``params`` in one flat buffer."""
     if world <= 1:

@@ -36,6 +36,7 @@ def train(
     In float64 the embedding nets are interpolated at Chebyshev nodes each step (equal to the
     nets to ~1e-12; docs/trainer.md); DPCONV_NET_INTERPOLATION=0 runs them on every neighbour.
     """
+    from dpconv.trainer.dist import finish_distributed
     from dpconv.trainer.loop import train as run
 
     if restart and init_model:
@@ -54,6 +55,7 @@ def train(
         device=device,
         log=lambda s: click.echo(s, err=True),
     )
+    finish_distributed()
 
 
 @click.command()
