@@ -338,8 +338,10 @@ class SeA(nn.Module):
         m1 = self.dim_emb
         m2 = self.axis_neuron
         dd = dd.reshape(nf, n, m1, m2)
+        dd = dd * (1.0 / self.nnei)
         dt = torch.matmul(t[..., :m2], dd.transpose(-1, -2))  # (nf, N, 4, M1)
-        dt = torch.cat([dt[..., :m2] + torch.matmul(t, dd), dt[..., m2:]], dim=-1) * (1.0 / self.nnei)
+        dt[..., :m2] += torch.matmul(t, dd)  # (in place: fewer nodes for autograd to go back through)
+        dts = dt.split(counts, dim=1)  # one split, not a slice per block (see EnergyFitting.energy_grad)
         env = cache[-1]
         denv = torch.zeros_like(env)
         nt = self.ntypes
@@ -355,7 +357,7 @@ class SeA(nn.Module):
                 na, ns = a1 - a0, g.shape[1]
                 s0 = self.sel_offsets[tj]
                 s1 = s0 + ns
-                dpart = dt[:, a0:a1].reshape(nf * na, 4, m1)
+                dpart = dts[ti].reshape(nf * na, 4, m1)
                 ys = ycache[k]
                 if ys[0].numel() == 0:
                     # table: g is the basis b (nf·na, ns, K) and the coefficients [C | D] (ys[1]) give G = b·C,

@@ -51,17 +51,18 @@ class EnergyFitting(nn.Module):
         nf = d.shape[0]
         outs: List[torch.Tensor] = []
         grads: List[torch.Tensor] = []
-        a0 = 0
+        # one split, not a slice per type: going back, autograd assembles ∂L/∂D with one cat instead
+        # of a zero-filled full-size gradient per type added up
+        parts = d.split(counts, dim=1)
         for t, net in enumerate(self.nets):
-            a1 = a0 + counts[t]
-            if a1 > a0:
-                x = d[:, a0:a1].reshape(nf * (a1 - a0), d.shape[2])
+            na = counts[t]
+            if na > 0:
+                x = parts[t].reshape(nf * na, d.shape[2])
                 if not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]  (training)
                     e, gin = net.value_and_grad_train(x)
                 else:
                     e, ys = net.fwd_cache(x)
                     gin = net.bwd(torch.ones_like(e), ys)
-                outs.append(e.reshape(nf, a1 - a0) + self.out_bias[t])  # pyright: ignore  (registered buffer)
-                grads.append(gin.reshape(nf, a1 - a0, d.shape[2]))
-            a0 = a1
+                outs.append(e.reshape(nf, na) + self.out_bias[t])  # pyright: ignore  (registered buffer)
+                grads.append(gin.reshape(nf, na, d.shape[2]))
         return torch.cat(outs, dim=1), torch.cat(grads, dim=1)
