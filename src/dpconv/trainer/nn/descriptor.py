@@ -338,9 +338,9 @@ class SeA(nn.Module):
         m1 = self.dim_emb
         m2 = self.axis_neuron
         dd = dd.reshape(nf, n, m1, m2)
-        dd = dd * (1.0 / self.nnei)
         dt = torch.matmul(t[..., :m2], dd.transpose(-1, -2))  # (nf, N, 4, M1)
         dt[..., :m2] += torch.matmul(t, dd)  # (in place: fewer nodes for autograd to go back through)
+        dt.mul_(1.0 / self.nnei)
         dts = dt.split(counts, dim=1)  # one split, not a slice per block (see EnergyFitting.energy_grad)
         env = cache[-1]
         denv = torch.zeros_like(env)
