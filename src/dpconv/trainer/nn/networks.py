@@ -282,16 +282,15 @@ def _forward_adjoint(
     gws: List[torch.Tensor | None],
     gidts: List[torch.Tensor | None],
     need_x: bool,
-    factors: Sequence[Tuple[torch.Tensor, torch.Tensor] | None] | None = None,
+    factors: List[Tuple[torch.Tensor, torch.Tensor] | None] | None = None,
 ) -> Tuple[torch.Tensor | None, List[torch.Tensor | None], List[torch.Tensor | None], List[torch.Tensor | None]]:
     """Backward of :func:`_forward` for ``a`` = ∂L/∂output and ``gys`` = ∂L/∂(tanh outputs) given
     directly; weight and ``idt`` gradients accumulate into ``gws``/``gidts`` (in place where set).
     ``factors[k] = (A, B)`` adds ``Aᵀ·B`` to layer k's weight gradient in the same product as this
     pass's ``hᵀ·az`` (stacked rows: the fitting nets' 1600 × 240 gradient is written once, not
-    written and then read and written again)."""
+    written and then read and written again). Each entry is consumed (set to None) once added."""
     nl = len(flags)
     gbs: List[torch.Tensor | None] = [None] * nl
-    folded = [False] * nl
     for k in range(nl - 1, -1, -1):
         f, w, h = flags[k], ws[k], hs[k]
         gy = gys[k]
@@ -322,20 +321,18 @@ def _forward_adjoint(
         else:
             az = a if gy is None else a + gy
         gw = gws[k]
+        hh, zz = h, az
         fk = None if factors is None else factors[k]
-        if fk is not None:
+        if factors is not None and fk is not None:
             hh, zz = torch.cat([fk[0], h]), torch.cat([fk[1], az])
-        else:
-            hh, zz = h, az
+            factors[k] = None
         gws[k] = torch.mm(hh.t(), zz) if gw is None else gw.addmm_(hh.t(), zz)
-        folded[k] = True
         gbs[k] = az.sum(dim=0)
         a = None
         if k > 0 or need_x:
             a = torch.mm(az, w.t()) if skip_a is None else torch.addmm(skip_a, az, w.t())
-    for k in range(nl):  # layers this pass had nothing to add to
-        fk = None if factors is None else factors[k]
-        if fk is not None and not folded[k]:
+    for k, fk in enumerate(factors or []):  # left over: layers this pass had nothing to add to
+        if fk is not None:
             gw = gws[k]
             gws[k] = torch.mm(fk[0].t(), fk[1]) if gw is None else gw.addmm_(fk[0].t(), fk[1])
     return a, gws, gbs, gidts
