@@ -96,5 +96,31 @@ def test_min_image_path_equals_general_path(monkeypatch):
     monkeypatch.setattr(neighbor, "_min_image", lambda *a: False)
     nl2, sh2 = build_neighbors(x, cell, types, 4.0, [20, 20])
     r2 = pair_vectors(x, cell, nl2, sh2)
-    assert torch.equal(nl1, nl2)
-    torch.testing.assert_close(r1, r2, atol=1e-12, rtol=0)
+    # the same pairs in each type block (the order within a block follows the candidates)
+    o1, o2 = _block_order(nl1, sh1, [20, 20]), _block_order(nl2, sh2, [20, 20])
+    assert torch.equal(torch.gather(nl1, 2, o1), torch.gather(nl2, 2, o2))
+    r1s = torch.gather(r1, 2, o1.unsqueeze(-1).expand(r1.shape))
+    r2s = torch.gather(r2, 2, o2.unsqueeze(-1).expand(r2.shape))
+    torch.testing.assert_close(r1s, r2s, atol=1e-12, rtol=0)
+
+
+def _block_order(nl, sh, sel):
+    """Slot order sorting each type block by (neighbour, shift), empty slots last."""
+    s = sh.to(torch.long) + 8
+    key = ((nl * 16 + s[..., 0]) * 16 + s[..., 1]) * 16 + s[..., 2]
+    key = torch.where(nl >= 0, key, torch.full_like(key, 1 << 40))
+    parts, off = [], 0
+    for st in sel:
+        parts.append(torch.argsort(key[..., off : off + st], dim=-1) + off)
+        off += st
+    return torch.cat(parts, dim=-1)
+
+
+def test_without_overflow_every_candidate_is_kept_unsorted():
+    """With room for every neighbour no sort is needed: candidate (index) order within a block."""
+    x = torch.tensor([[[0.0, 0, 0], [3.0, 0, 0], [1.0, 0, 0], [2.0, 0, 0]]], dtype=torch.float64)
+    nl, _ = build_neighbors(x, None, torch.zeros(4, dtype=torch.long), 5.0, [4])
+    assert nl[0, 0].tolist() == [1, 2, 3, -1]
+    # one slot fewer than neighbours: DeePMD-kit's rule, nearest first, the farthest dropped
+    nl, _ = build_neighbors(x, None, torch.zeros(4, dtype=torch.long), 5.0, [2])
+    assert nl[0, 0].tolist() == [2, 3]

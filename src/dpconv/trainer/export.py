@@ -32,7 +32,7 @@ def lower_neighbors(
 
     ``x`` (nall, 3) is a non-periodic cluster (local and ghost atoms); ``cand`` (n, K) optional
     candidate indices per centre (an engine's neighbour list, -1 padded), else all atoms. The
-    same selection as :func:`build_neighbors`: nearest first within ``rcut``, split by type.
+    same selection as :func:`build_neighbors`: the nearest within ``rcut``, split by type.
     Atoms of type < 0 are never neighbours.
     """
     n, nall = centers.shape[0], x.shape[0]

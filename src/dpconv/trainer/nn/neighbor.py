@@ -108,12 +108,37 @@ def select_by_type(d: torch.Tensor, cand: torch.Tensor, ctypes: torch.Tensor, se
     """DeePMD-kit's selection: the ``Σ sel`` nearest candidates, split by type into blocks of ``sel[t]``.
 
     ``d`` (..., K) distances (``inf``: not a neighbour), ``cand`` (..., K) int64 candidate ids and
-    ``ctypes`` (..., K) their types. Returns (..., Σ sel) candidate ids in ascending distance within
-    each type block, −1 for empty slots (the farthest of a type are dropped on overflow).
+    ``ctypes`` (..., K) their types. Returns (..., Σ sel) candidate ids per type block, real
+    neighbours first and −1 for empty slots. When no type has more candidates than its ``sel[t]``
+    (``sel: auto`` makes sure of it for the training data) every candidate is kept, in candidate
+    order, with no sort; otherwise the ``Σ sel`` nearest are taken in ascending distance and the
+    farthest of an overflowing type dropped, as DeePMD-kit does.
     """
     nc = 0
     for s in sel:
         nc += s
+    valid = torch.isfinite(d)
+    # the usual case: no type has more candidates than slots, so every candidate is kept and only
+    # its slot is needed (candidate order within a block: the sums over a block do not depend on it)
+    masks: list[torch.Tensor] = []
+    ranks: list[torch.Tensor] = []
+    fits = True
+    for t, st in enumerate(sel):
+        mt = valid & (ctypes == t)
+        p = torch.cumsum(mt.to(torch.long), dim=-1)
+        if p.numel() > 0 and int(p.select(-1, -1).amax()) > st:
+            fits = False
+            break
+        masks.append(mt)
+        ranks.append(p)
+    if fits:
+        out = torch.full(list(d.shape[:-1]) + [nc + 1], -1, dtype=torch.long, device=d.device)
+        off = 0
+        for t, st in enumerate(sel):
+            slot = torch.where(masks[t], ranks[t] + (off - 1), torch.full_like(ranks[t], nc))
+            out.scatter_(-1, slot, cand)  # the non-candidates all land in the dropped last column
+            off += st
+        return out[..., :nc]
     if d.shape[-1] < nc:
         shape = list(d.shape[:-1]) + [nc - d.shape[-1]]
         d = torch.cat([d, torch.full(shape, float("inf"), dtype=d.dtype, device=d.device)], dim=-1)
@@ -141,8 +166,9 @@ def build_neighbors(
     """Neighbour list (nf, N, Nc) of local indices (−1 = empty) and shifts (nf, N, Nc, 3).
 
     As DeePMD-kit: the ``Nc = Σ sel`` nearest neighbours with ``r ≤ rcut`` are
-    taken in ascending distance regardless of type, then split by type into
-    blocks of ``sel[t]`` slots (the farthest of a type dropped on overflow).
+    taken regardless of type, then split by type into blocks of ``sel[t]`` slots
+    (the farthest of a type dropped on overflow). Without overflow every neighbour
+    is kept and a block holds them in candidate order (:func:`select_by_type`).
     ``types`` (N,) is shared by all frames; ``cells`` None means no periodicity.
     """
     nf, n = coords.shape[0], coords.shape[1]
