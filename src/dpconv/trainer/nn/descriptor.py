@@ -63,6 +63,9 @@ class SeA(nn.Module):
         # [G | dG/ds] and the s range (2,) they serve; empty tensors where the net runs as is
         self.tables = [torch.zeros(0, dtype=dtype) for _ in range(nnets)]
         self.table_ranges = [torch.zeros(2, dtype=torch.float64) for _ in range(nnets)]
+        # with the tables: per net, its output (1, M1) for the empty slot's row, which the frozen
+        # model would otherwise compute per block and call (the net's weights no longer change)
+        self.pad_rows = [torch.zeros(0, dtype=dtype) for _ in range(nnets)]
         # float64, hand-written path, not TorchScript (training, validation): each call, each net is
         # interpolated at Chebyshev nodes spanning its block's inputs instead of running on every
         # neighbour (:meth:`_interpolated`)
@@ -105,6 +108,13 @@ class SeA(nn.Module):
                 terms.append(0 if c is None else c.shape[0])
         self.tables = tables
         self.table_ranges = ranges
+        pads: List[torch.Tensor] = []
+        with torch.no_grad():
+            for k, net in enumerate(self.nets):
+                ti, s0 = k % nt, self.sel_offsets[k // nt]
+                rpad = -self.davg[ti, s0, :1] / self.dstd[ti, s0, :1]  # pyright: ignore  (registered buffer)
+                pads.append(net(rpad.reshape(1, 1)))
+        self.pad_rows = pads
         return terms
 
     def tabulated(self) -> bool:
@@ -273,6 +283,8 @@ class SeA(nn.Module):
                 bas = coef = gpad = torch.zeros(0, dtype=rij.dtype, device=rij.device)
                 if len(self.tables) > 0 and not torch.is_grad_enabled():
                     bas, coef = self._basis(k, rr[..., 0].reshape(-1))
+                    if coef.numel() > 0 and self.pad_rows[k].numel() > 0:
+                        gpad = self.pad_rows[k].to(rr.device)  # list attributes do not follow Module.to()
                 if (
                     coef.numel() == 0
                     and not torch.jit.is_scripting()  # pyright: ignore[reportPrivateImportUsage]
