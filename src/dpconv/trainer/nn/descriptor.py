@@ -243,7 +243,6 @@ class SeA(nn.Module):
         nf, n = rij.shape[0], rij.shape[1]
         m1 = self.dim_emb
         raw, factors = env_matrix_factors(rij, mask, self.rcut_smth, self.rcut, self.env_protection)
-        env = (raw - self.davg[atype]) / self.dstd[atype]  # pyright: ignore  (registered buffer)
         nt = self.ntypes
         aoff = [0]
         for c in counts:
@@ -253,7 +252,7 @@ class SeA(nn.Module):
             tparts.append(torch.zeros(0, dtype=rij.dtype, device=rij.device))
         # per net: g (nf·na, ns, M1) embeddings of the block's slots (with a table: its basis
         # (nf·na, ns, K)), idx, sidx, its normalised rows rr; then the environment matrix's
-        # derivative factors and env
+        # derivative factors and the raw matrix (not normalised)
         cache: List[torch.Tensor] = []
         ycache: List[List[torch.Tensor]] = []
         empty = torch.zeros(0, dtype=torch.long, device=rij.device)
@@ -273,7 +272,10 @@ class SeA(nn.Module):
                 ycache.append([empty])  # nothing to go back through: the slots do not move
             elif a1 > a0:
                 na, ns = a1 - a0, s1 - s0
-                rr = env[:, a0:a1, s0:s1, :].reshape(nf * na, ns, 4).contiguous()  # strided: bmm 5x slower
+                # normalised per block (centre type ti): no (N, Nc, 4) gathers of davg/dstd by atom type;
+                # the result is contiguous (a strided rr makes the bmm below 5x slower)
+                davg, dstd = self.davg[ti, s0:s1], self.dstd[ti, s0:s1]  # pyright: ignore  (registered buffer)
+                rr = ((raw[:, a0:a1, s0:s1, :] - davg) / dstd).reshape(nf * na, ns, 4)
                 rpad = -self.davg[ti, s0] / self.dstd[ti, s0]  # pyright: ignore  (registered buffer)
                 # frozen model (no grad): the table's basis b on every slot of the block (empty ones
                 # hold rpad already); training and table-less inference in Python (validation): the
@@ -330,8 +332,8 @@ class SeA(nn.Module):
                 tparts[ti] = torch.zeros(nf, counts[ti], 4, m1, dtype=rij.dtype, device=rij.device)
         t = torch.cat(tparts, dim=1) * (1.0 / self.nnei)
         d = torch.matmul(t.transpose(-1, -2), t[..., : self.axis_neuron])  # (nf, N, M1, M2)
-        cache += factors  # the environment matrix's derivative factors, then env itself
-        cache.append(env)
+        cache += factors  # the environment matrix's derivative factors, then the raw matrix
+        cache.append(raw)
         return d.reshape(nf, n, m1 * self.axis_neuron), t, cache, ycache
 
     def backward_rij(
@@ -354,8 +356,7 @@ class SeA(nn.Module):
         dt[..., :m2] += torch.matmul(t, dd)  # (in place: fewer nodes for autograd to go back through)
         dt.mul_(1.0 / self.nnei)
         dts = dt.split(counts, dim=1)  # one split, not a slice per block (see EnergyFitting.energy_grad)
-        env = cache[-1]
-        denv = torch.zeros_like(env)
+        draw = torch.zeros_like(cache[-1])  # ∂L/∂(raw environment matrix), block by block
         nt = self.ntypes
         aoff = [0]
         for c in counts:
@@ -393,6 +394,5 @@ class SeA(nn.Module):
                         dsc = net.bwd(dgc, ys).view(-1)
                     ds = torch.cat([dsc[:-1], torch.zeros_like(dsc[:1])]).index_select(0, sidx).view(nf * na, ns, 1)
                 blk = torch.cat([blk[..., :1] + ds, blk[..., 1:]], dim=-1)
-                denv[:, a0:a1, s0:s1] = blk.view(nf, na, ns, 4)
-        draw = denv / self.dstd[atype]  # pyright: ignore  (registered buffer)
+                draw[:, a0:a1, s0:s1] = blk.view(nf, na, ns, 4) / self.dstd[ti, s0:s1]  # pyright: ignore  (registered buffer)
         return env_grad_from_factors(draw, cache[-6:-1])
