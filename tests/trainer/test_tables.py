@@ -108,3 +108,19 @@ def test_blocks_without_neighbours(models):
     out = scripted(torch.tensor(x)[None], types)
     for k in ("energy", "force", "virial"):
         torch.testing.assert_close(out[k], ref[k], atol=1e-10, rtol=0)
+
+
+def test_frames_with_a_single_atom_of_a_type(models):
+    """Several frames at once where one type has a single atom (a methane-like layout): the per-type
+    slices of the tabulated path are then strided over the frames; equal to the nets and to the frames
+    one by one."""
+    plain, _, scripted = models
+    rng = np.random.default_rng(4)
+    x = torch.tensor(rng.uniform(0, 2.5, (3, 5, 3)))
+    types = torch.tensor([0, 1, 1, 1, 1])
+    ref = plain(x, types)
+    out = scripted(x, types)
+    for k in ("energy", "force", "virial"):
+        torch.testing.assert_close(out[k], ref[k], atol=1e-10, rtol=0)
+        for f in range(3):
+            torch.testing.assert_close(scripted(x[f : f + 1], types)[k], out[k][f : f + 1], atol=1e-12, rtol=0)

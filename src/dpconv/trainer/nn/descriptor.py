@@ -265,7 +265,13 @@ class SeA(nn.Module):
             if a1 > a0 and s1 == s0 and s_end > s0 and not rij.requires_grad:  # (autograd wants rij used)
                 # no neighbour of this type for any centre: every slot holds the empty row
                 rpad = -self.davg[ti, s0] / self.dstd[ti, s0]  # pyright: ignore  (registered buffer)
-                gpad = net(rpad[:1].reshape(1, 1))
+                xp = rpad[:1].reshape(1, 1)
+                if self.pad_rows[k].numel() > 0:
+                    gpad = self.pad_rows[k].to(rij.device)
+                elif not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]  (training)
+                    gpad = net.fwd_cache_train(xp)[0]  # one autograd node instead of one per op
+                else:
+                    gpad = net(xp)
                 part = (float(s_end - s0) * (rpad.unsqueeze(-1) * gpad)).expand(nf, a1 - a0, 4, m1)
                 tparts[ti] = part if tparts[ti].numel() == 0 else tparts[ti] + part
                 cache += [empty, empty, empty, empty]
@@ -298,7 +304,8 @@ class SeA(nn.Module):
                     bas, coef = self._interpolated(net, rr[..., 0].reshape(-1))
                 if coef.numel() > 0:
                     g2 = bas.view(nf * na, ns, coef.shape[0])
-                    part = torch.matmul(torch.matmul(rr.transpose(-1, -2), g2), coef[:, :m1])  # (nf·na, 4, M1)
+                    rb = torch.bmm(rr.transpose(1, 2), g2).view(nf * na * 4, coef.shape[0])
+                    part = torch.mm(rb, coef[:, :m1]).view(nf * na, 4, m1)
                     idx = sidx = empty
                     ys = [empty.to(rij.dtype), coef]
                 else:
@@ -311,15 +318,19 @@ class SeA(nn.Module):
                     else:
                         gc, ys = net.fwd_cache(x)
                     g2 = gc.index_select(0, idx).view(nf * na, ns, m1)
-                    part = torch.matmul(rr.transpose(-1, -2), g2)  # (nf·na, 4, M1)
+                    part = torch.bmm(rr.transpose(1, 2), g2)  # (nf·na, 4, M1)
                     if s1 < s_end and gc.shape[0] <= self.pad_row_max:
                         gpad = gc[-1:]  # the empty slot's row (small blocks: see below)
                 if s1 < s_end:  # the cut-off slots: empty everywhere. Large blocks use a separate
                     # 1-row net call: in training, taking the row out of a large gc would cost a
                     # zero-filled gradient of gc; for small ones the extra net call costs more
                     if gpad.numel() == 0:
-                        gpad = net(rpad[:1].reshape(1, 1))
-                    part = part + float(s_end - s1) * (rpad.unsqueeze(-1) * gpad)
+                        xp = rpad[:1].reshape(1, 1)
+                        if not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]  (training)
+                            gpad = net.fwd_cache_train(xp)[0]  # one autograd node instead of one per op
+                        else:
+                            gpad = net(xp)
+                    part = torch.addcmul(part, rpad.unsqueeze(-1), gpad, value=float(s_end - s1))
                 part = part.view(nf, na, 4, m1)
                 tparts[ti] = part if tparts[ti].numel() == 0 else tparts[ti] + part
                 cache += [g2, idx, sidx, rr]
@@ -331,7 +342,8 @@ class SeA(nn.Module):
             if tparts[ti].numel() == 0:
                 tparts[ti] = torch.zeros(nf, counts[ti], 4, m1, dtype=rij.dtype, device=rij.device)
         t = torch.cat(tparts, dim=1) * (1.0 / self.nnei)
-        d = torch.matmul(t.transpose(-1, -2), t[..., : self.axis_neuron])  # (nf, N, M1, M2)
+        t3 = t.view(nf * n, 4, m1)
+        d = torch.bmm(t3.transpose(1, 2), t3[:, :, : self.axis_neuron])  # (nf·N, M1, M2)
         cache += factors  # the environment matrix's derivative factors, then the raw matrix
         cache.append(raw)
         return d.reshape(nf, n, m1 * self.axis_neuron), t, cache, ycache
@@ -351,20 +363,29 @@ class SeA(nn.Module):
         nf, n = rij.shape[0], rij.shape[1]
         m1 = self.dim_emb
         m2 = self.axis_neuron
-        dd = dd.reshape(nf, n, m1, m2)
-        dt = torch.matmul(t[..., :m2], dd.transpose(-1, -2))  # (nf, N, 4, M1)
-        dt[..., :m2] += torch.matmul(t, dd)  # (in place: fewer nodes for autograd to go back through)
+        dd = dd.reshape(nf * n, m1, m2)
+        t3 = t.view(nf * n, 4, m1)
+        dt = torch.bmm(t3[:, :, :m2], dd.transpose(1, 2))  # (nf·N, 4, M1)
+        dt[:, :, :m2] += torch.bmm(t3, dd)  # (in place: fewer nodes for autograd to go back through)
         dt.mul_(1.0 / self.nnei)
-        dts = dt.split(counts, dim=1)  # one split, not a slice per block (see EnergyFitting.energy_grad)
-        draw = torch.zeros_like(cache[-1])  # ∂L/∂(raw environment matrix), block by block
+        # one split, not a slice per block (see EnergyFitting.energy_grad)
+        dts = dt.view(nf, n, 4, m1).split(counts, dim=1)
+        # ∂L/∂(raw environment matrix) assembled from the blocks with one cat per centre type and one
+        # over the types (no zero-filled full-size tensor written block by block)
+        e0 = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=t.dtype, device=t.device)
+        rows: List[torch.Tensor] = []
         nt = self.ntypes
         aoff = [0]
         for c in counts:
             aoff.append(aoff[-1] + c)
+        blocks: List[torch.Tensor] = []
+        empty = torch.zeros(0, dtype=t.dtype, device=t.device)
         for k, net in enumerate(self.nets):
             ti = k % nt
             tj = k // nt
             a0, a1 = aoff[ti], aoff[ti + 1]
+            width = self.sel[tj]
+            blocks.append(empty)
             if a1 > a0 and cache[4 * k].dim() == 3:  # (a block without neighbours has nothing here)
                 g, idx, sidx, rr = cache[4 * k], cache[4 * k + 1], cache[4 * k + 2], cache[4 * k + 3]
                 na, ns = a1 - a0, g.shape[1]
@@ -380,19 +401,29 @@ class SeA(nn.Module):
                     c = ys[1]
                     kk = c.shape[0]
                     cd = c.view(kk, 2, m1).transpose(0, 1).reshape(2 * kk, m1)  # [C; D] (2K, M1)
-                    w = torch.matmul(dpart, cd.t()).view(nf * na, 8, kk)  # row 2a: C·dT_a, 2a+1: D·dT_a
-                    both = torch.matmul(g, w.transpose(1, 2)).view(nf * na, ns, 4, 2)
+                    # row 2a of w: C·dT_a, row 2a+1: D·dT_a
+                    w = torch.mm(dpart.reshape(nf * na * 4, m1), cd.t()).view(nf * na, 8, kk)
+                    both = torch.bmm(g, w.transpose(1, 2)).view(nf * na, ns, 4, 2)
                     blk = both[..., 0]  # (nf·na, ns, 4)
                     ds = (both[..., 1] * rr).sum(dim=-1, keepdim=True)
                 else:
-                    blk = torch.matmul(g, dpart.transpose(-1, -2))  # (nf·na, ns, 4)
-                    dg = torch.matmul(rr, dpart).view(nf * na * ns, m1)  # ∂L/∂g of every slot
+                    blk = torch.bmm(g, dpart.transpose(1, 2))  # (nf·na, ns, 4)
+                    dg = torch.bmm(rr, dpart).view(nf * na * ns, m1)  # ∂L/∂g of every slot
                     dgc = torch.zeros(ys[-1].shape[0], m1, dtype=dg.dtype, device=dg.device).index_add(0, idx, dg)
                     if not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]
                         dsc = net.bwd_train(dgc, ys).view(-1)  # training: hand-written backward
                     else:
                         dsc = net.bwd(dgc, ys).view(-1)
                     ds = torch.cat([dsc[:-1], torch.zeros_like(dsc[:1])]).index_select(0, sidx).view(nf * na, ns, 1)
-                blk = torch.cat([blk[..., :1] + ds, blk[..., 1:]], dim=-1)
-                draw[:, a0:a1, s0:s1] = blk.view(nf, na, ns, 4) / self.dstd[ti, s0:s1]  # pyright: ignore  (registered buffer)
+                blk = torch.addcmul(blk, ds, e0).reshape(nf, na, ns, 4) / self.dstd[ti, s0:s1]  # pyright: ignore  (registered buffer)
+                if ns < width:  # the slots cut off after the last used one
+                    blk = torch.nn.functional.pad(blk, [0, 0, 0, width - ns])
+                blocks[k] = blk
+        for k in range(len(blocks)):
+            if blocks[k].numel() == 0:  # no centre of this type, or no neighbour of that type
+                ti, tj = k % nt, k // nt
+                blocks[k] = torch.zeros(nf, aoff[ti + 1] - aoff[ti], self.sel[tj], 4, dtype=t.dtype, device=t.device)
+        for ti in range(nt):
+            rows.append(torch.cat([blocks[ti + nt * tj] for tj in range(nt)], dim=2) if nt > 1 else blocks[ti])
+        draw = torch.cat(rows, dim=1) if nt > 1 else rows[0]
         return env_grad_from_factors(draw, cache[-6:-1])
