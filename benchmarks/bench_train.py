@@ -209,6 +209,12 @@ def main() -> None:
     ap.add_argument("--dp-python", default="/work/dpref-venv/bin/python")
     ap.add_argument("--no-deepmd", action="store_true", help="time dpconv only")
     ap.add_argument("--no-infer", action="store_true")
+    ap.add_argument(
+        "--infer-only",
+        action="store_true",
+        help="no training: time inference --rounds times (tools alternated) with the models that an "
+        "earlier run left in --workdir",
+    )
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--seeds", type=int, nargs="*", default=None, help="one round per seed (both tools)")
     ap.add_argument(
@@ -223,102 +229,155 @@ def main() -> None:
     if args.threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
     have_dp = not args.no_deepmd and os.path.exists(args.dp_python)
-    disp = max(1, args.steps // 4)
     work = args.workdir or tempfile.mkdtemp(prefix="bench_train_")
-    dpconv_bin = shutil.which("dpconv") or os.path.join(os.path.dirname(sys.executable), "dpconv")
     print(
         f"workdir {work}; loadavg {os.getloadavg()}; threads {args.threads or 'default'}; steps {args.steps}"
         + ("; DeePMD-kit with dpconv's malloc settings" if args.dp_same_malloc else "")
     )
     for name, (train, valid, tmap) in cases(args.case).items():
-        res: dict[str, list[float]] = {"dpconv": [], "deepmd": []}
-        val: dict[str, list[dict[str, float]]] = {"dpconv": [], "deepmd": []}
-        dirs: dict[str, str] = {}
-        for r in range(args.rounds):
-            tools = ["dpconv", "deepmd"] if r % 2 == 0 else ["deepmd", "dpconv"]
-            for tool in tools:
-                if tool == "deepmd" and not have_dp:
-                    continue
-                d = os.path.join(work, f"{name}_{tool}_{r}")
-                os.makedirs(d, exist_ok=True)
-                with open(os.path.join(d, "input.json"), "w") as fh:
-                    seed = args.seeds[r] if args.seeds else None
-                    json.dump(tutorial_input(train, valid, tmap, args.steps, disp, seed), fh, indent=1)
-                cmd = (
-                    [dpconv_bin, "train", "input.json"]
-                    if tool == "dpconv"
-                    else [args.dp_python, DP_REF, "--pt", "train", "input.json"]
-                )
-                tenv = {**env, **SAME_MALLOC} if tool == "deepmd" and args.dp_same_malloc else env
-                wall = run(cmd, d, tenv, os.path.join(d, "log.txt"))
-                sps = step_time(os.path.join(d, "log.txt"), disp)
-                res[tool].append(sps)
-                val[tool].append(last_val(os.path.join(d, "lcurve.out")))
-                dirs[tool] = d
-                print(
-                    f"  {name} round {r} {tool:7s}: {sps:.4f} s/step (run {wall:.0f} s incl. setup), "
-                    f"loadavg {os.getloadavg()[0]:.1f}"
-                )
-        a = min(res["dpconv"])
-        line = f"{name}: dpconv {a:.4f} s/step"
-        if res["deepmd"]:
-            b = min(res["deepmd"])
-            line += f", DeePMD-kit {b:.4f} s/step, speed-up {b / a:.2f}x (best of {args.rounds})"
-        print(line)
-        for tool, vs in val.items():
-            for r, v in enumerate(vs):
-                tag = f"seed {args.seeds[r]}" if args.seeds else f"round {r}"
-                print(
-                    f"  {tool:7s} {tag} after {args.steps} steps: rmse_e_val {v.get('rmse_e_val', float('nan')):.3e} "
-                    f"eV/atom, rmse_f_val {v.get('rmse_f_val', float('nan')):.3e} eV/Å (lcurve, 10 val batches)"
-                )
-            if len(vs) > 1 and args.seeds:  # rounds without --seeds repeat the same seed
-                e = [v.get("rmse_e_val", float("nan")) for v in vs]
-                f = [v.get("rmse_f_val", float("nan")) for v in vs]
-                print(
-                    f"  {tool:7s} mean of {len(vs)}: rmse_e_val {sum(e) / len(e):.3e} ({min(e):.2e}..{max(e):.2e}), "
-                    f"rmse_f_val {sum(f) / len(f):.3e} ({min(f):.2e}..{max(f):.2e})"
-                )
+        if args.infer_only:  # the models an earlier run left in --workdir (its first round)
+            dirs = {t: os.path.join(work, f"{name}_{t}_0") for t in ("dpconv", "deepmd")}
+            dirs = {t: d for t, d in dirs.items() if os.path.isdir(d)}
+            if "dpconv" not in dirs:
+                print(f"{name}: no {name}_dpconv_0 in {work}; run the benchmark with training there first")
+                continue
+        else:
+            dirs = train_rounds(name, (train, valid, tmap), args, env, have_dp, work)
         if args.no_infer:
             continue
-        sysdir = valid[0]
-        setdir = sorted(p for p in os.listdir(sysdir) if p.startswith("set."))[0]
-        files = dict(
-            coord=os.path.join(sysdir, setdir, "coord.npy"),
-            box=os.path.join(sysdir, setdir, "box.npy"),
-            types=os.path.join(sysdir, "type.raw"),
-        )
-        d = dirs["dpconv"]
+        rounds = args.rounds if args.infer_only else 1
+        times: dict[str, list[float]] = {}
+        for r in range(rounds):
+            for k, v in time_inference(valid[0], dirs, args, env, have_dp, ours_first=r % 2 == 0).items():
+                if isinstance(v, float):
+                    times.setdefault(k, []).append(v)
+                else:
+                    print(f"  inference, {k}: failed: {v}")
+        print_inference(times)
+
+
+def train_rounds(
+    name: str,
+    data: tuple[list[str], list[str], list[str]],
+    args: argparse.Namespace,
+    env: dict[str, str],
+    have_dp: bool,
+    work: str,
+) -> dict[str, str]:
+    """Train with both tools, alternated, ``args.rounds`` times; prints s/step and validation RMSE and
+    returns the last round's run folder per tool."""
+    train, valid, tmap = data
+    disp = max(1, args.steps // 4)
+    dpconv_bin = shutil.which("dpconv") or os.path.join(os.path.dirname(sys.executable), "dpconv")
+    res: dict[str, list[float]] = {"dpconv": [], "deepmd": []}
+    val: dict[str, list[dict[str, float]]] = {"dpconv": [], "deepmd": []}
+    dirs: dict[str, str] = {}
+    for r in range(args.rounds):
+        tools = ["dpconv", "deepmd"] if r % 2 == 0 else ["deepmd", "dpconv"]
+        for tool in tools:
+            if tool == "deepmd" and not have_dp:
+                continue
+            d = os.path.join(work, f"{name}_{tool}_{r}")
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "input.json"), "w") as fh:
+                seed = args.seeds[r] if args.seeds else None
+                json.dump(tutorial_input(train, valid, tmap, args.steps, disp, seed), fh, indent=1)
+            cmd = (
+                [dpconv_bin, "train", "input.json"]
+                if tool == "dpconv"
+                else [args.dp_python, DP_REF, "--pt", "train", "input.json"]
+            )
+            tenv = {**env, **SAME_MALLOC} if tool == "deepmd" and args.dp_same_malloc else env
+            wall = run(cmd, d, tenv, os.path.join(d, "log.txt"))
+            sps = step_time(os.path.join(d, "log.txt"), disp)
+            res[tool].append(sps)
+            val[tool].append(last_val(os.path.join(d, "lcurve.out")))
+            dirs[tool] = d
+            print(
+                f"  {name} round {r} {tool:7s}: {sps:.4f} s/step (run {wall:.0f} s incl. setup), "
+                f"loadavg {os.getloadavg()[0]:.1f}"
+            )
+    a = min(res["dpconv"])
+    line = f"{name}: dpconv {a:.4f} s/step"
+    if res["deepmd"]:
+        b = min(res["deepmd"])
+        line += f", DeePMD-kit {b:.4f} s/step, speed-up {b / a:.2f}x (best of {args.rounds})"
+    print(line)
+    for tool, vs in val.items():
+        for r, v in enumerate(vs):
+            tag = f"seed {args.seeds[r]}" if args.seeds else f"round {r}"
+            print(
+                f"  {tool:7s} {tag} after {args.steps} steps: rmse_e_val {v.get('rmse_e_val', float('nan')):.3e} "
+                f"eV/atom, rmse_f_val {v.get('rmse_f_val', float('nan')):.3e} eV/Å (lcurve, 10 val batches)"
+            )
+        if len(vs) > 1 and args.seeds:  # rounds without --seeds repeat the same seed
+            e = [v.get("rmse_e_val", float("nan")) for v in vs]
+            f = [v.get("rmse_f_val", float("nan")) for v in vs]
+            print(
+                f"  {tool:7s} mean of {len(vs)}: rmse_e_val {sum(e) / len(e):.3e} ({min(e):.2e}..{max(e):.2e}), "
+                f"rmse_f_val {sum(f) / len(f):.3e} ({min(f):.2e}..{max(f):.2e})"
+            )
+    return dirs
+
+
+def time_inference(
+    sysdir: str, dirs: dict[str, str], args: argparse.Namespace, env: dict[str, str], have_dp: bool, ours_first: bool
+) -> dict[str, float | str]:
+    """One frame's time (median of 30 calls) with each frozen model and loader, each in a fresh process."""
+    setdir = sorted(p for p in os.listdir(sysdir) if p.startswith("set."))[0]
+    files = dict(
+        coord=os.path.join(sysdir, setdir, "coord.npy"),
+        box=os.path.join(sysdir, setdir, "box.npy"),
+        types=os.path.join(sysdir, "type.raw"),
+    )
+    dpconv_bin = shutil.which("dpconv") or os.path.join(os.path.dirname(sys.executable), "dpconv")
+    d = dirs["dpconv"]
+    model = os.path.join(d, "model.pth")
+    if not os.path.exists(model):
         subprocess.run([dpconv_bin, "freeze", "-o", "model.pth"], cwd=d, check=True, capture_output=True)
-        model = os.path.join(d, "model.pth")
-        ours = {
+
+    def ours() -> dict[str, float | str]:
+        return {
             "torch.jit.load": _median([sys.executable, "-c", INFER_OURS.format(model=model, **files)], env),
             "dpconv.trainer.load": _median([sys.executable, "-c", INFER_LOADER.format(model=model, **files)], env),
             "dpconv.trainer.load, huge pages": _median(
                 [sys.executable, "-c", INFER_LOADER.format(model=model, **files)], {**env, **HUGEPAGES}
             ),
         }
-        theirs: dict[str, float | str] = {}
-        if have_dp and "deepmd" in dirs:
-            dd = dirs["deepmd"]
-            subprocess.run(
-                [args.dp_python, DP_REF, "--pt", "freeze", "-o", "dp.pth"],
-                cwd=dd,
-                env=env,
-                capture_output=True,
-                check=True,
-            )
-            code = INFER_DP.format(ref=DP_REF, model=os.path.join(dd, "dp.pth"), **files)
-            theirs["DeepPot"] = _median([args.dp_python, "-c", code], env)
-            theirs["DeepPot, dpconv's malloc settings"] = _median([args.dp_python, "-c", code], {**env, **SAME_MALLOC})
-        msg = "  inference, 1 frame (median of 30):"
-        for name, v in {**ours, **theirs}.items():
-            msg += f"\n    {name}: " + (f"{v * 1e3:.1f} ms" if isinstance(v, float) else f"failed: {v}")
-        for rname, ref in theirs.items():
-            for name, v in ours.items():
-                if isinstance(ref, float) and isinstance(v, float):
-                    msg += f"\n    speed-up, {rname} / {name}: {ref / v:.2f}x"
-        print(msg)
+
+    def theirs() -> dict[str, float | str]:
+        if not have_dp or "deepmd" not in dirs:
+            return {}
+        dd = dirs["deepmd"]
+        if not os.path.exists(os.path.join(dd, "dp.pth")):
+            cmd = [args.dp_python, DP_REF, "--pt", "freeze", "-o", "dp.pth"]
+            subprocess.run(cmd, cwd=dd, env=env, capture_output=True, check=True)
+        code = INFER_DP.format(ref=DP_REF, model=os.path.join(dd, "dp.pth"), **files)
+        return {
+            "DeepPot": _median([args.dp_python, "-c", code], env),
+            "DeepPot, dpconv's malloc settings": _median([args.dp_python, "-c", code], {**env, **SAME_MALLOC}),
+        }
+
+    if ours_first:
+        a = ours()
+        return {**a, **theirs()}
+    b = theirs()
+    return {**ours(), **b}
+
+
+def print_inference(times: dict[str, list[float]]) -> None:
+    """Per variant: the median over rounds (and each round), then every ratio DeePMD-kit / dpconv."""
+    n = max((len(v) for v in times.values()), default=0)
+    msg = f"  inference, 1 frame (median of 30 calls; {n} round(s), median over rounds):"
+    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    for k, v in times.items():
+        each = " (" + " / ".join(f"{x * 1e3:.1f}" for x in v) + ")" if n > 1 else ""
+        msg += f"\n    {k}: {med[k] * 1e3:.1f} ms{each}"
+    ours = [k for k in med if not k.startswith("DeepPot")]
+    for rname in (k for k in med if k.startswith("DeepPot")):
+        for name in ours:
+            msg += f"\n    speed-up, {rname} / {name}: {med[rname] / med[name]:.2f}x"
+    print(msg)
 
 
 if __name__ == "__main__":
