@@ -63,6 +63,7 @@ class SeA(nn.Module):
         # [G | dG/ds] and the s range (2,) they serve; empty tensors where the net runs as is
         self.tables = [torch.zeros(0, dtype=dtype) for _ in range(nnets)]
         self.table_ranges = [torch.zeros(2, dtype=torch.float64) for _ in range(nnets)]
+        self.table_bounds = [0.0] * (2 * nnets)  # the same ranges as Python floats: (lo, hi) per table
         # with the tables: per net, its output (1, M1) for the empty slot's row, which the frozen
         # model would otherwise compute per block and call (the net's weights no longer change)
         self.pad_rows = [torch.zeros(0, dtype=dtype) for _ in range(nnets)]
@@ -108,6 +109,7 @@ class SeA(nn.Module):
                 terms.append(0 if c is None else c.shape[0])
         self.tables = tables
         self.table_ranges = ranges
+        self.table_bounds = [float(v) for r in ranges for v in r]
         pads: List[torch.Tensor] = []
         with torch.no_grad():
             for k, net in enumerate(self.nets):
@@ -132,10 +134,11 @@ class SeA(nn.Module):
             return none, none
         xmin, xmax = 0.0, 0.0
         if x.numel() > 0:
-            xmin, xmax = float(x.min()), float(x.max())
+            ext = torch.aminmax(x)
+            xmin, xmax = float(ext[0]), float(ext[1])
         for i in range(k, len(self.tables), nn_):
             c = self.tables[i]
-            lo, hi = float(self.table_ranges[i][0]), float(self.table_ranges[i][1])
+            lo, hi = self.table_bounds[2 * i], self.table_bounds[2 * i + 1]
             eps = 1e-9 * (hi - lo)
             if c.numel() > 0 and (x.numel() == 0 or (xmin >= lo - eps and xmax <= hi + eps)):
                 c = c.to(x.device)  # list attributes do not follow Module.to()

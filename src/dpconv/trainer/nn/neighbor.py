@@ -15,18 +15,9 @@ import torch
 
 
 def face_distances(cells: torch.Tensor) -> torch.Tensor:
-    """Distances (nf, 3) between opposite faces of the cells (nf, 3, 3): volume / face area."""
-    a, b, c = cells[:, 0], cells[:, 1], cells[:, 2]
-    vol = torch.abs(torch.linalg.det(cells))
-    areas = torch.stack(
-        [
-            torch.linalg.cross(b, c).square().sum(-1).sqrt(),
-            torch.linalg.cross(c, a).square().sum(-1).sqrt(),
-            torch.linalg.cross(a, b).square().sum(-1).sqrt(),
-        ],
-        dim=-1,
-    )
-    return vol.unsqueeze(-1) / areas
+    """Distances (nf, 3) between opposite faces of the cells (nf, 3, 3) (rows: cell vectors): the
+    inverse lengths of the reciprocal vectors, which are the columns of the inverse cell matrix."""
+    return 1.0 / torch.linalg.vector_norm(torch.linalg.inv(cells), dim=-2)
 
 
 def image_shifts(cells: torch.Tensor, rcut: float) -> torch.Tensor:
