@@ -90,7 +90,7 @@ def test_interpolation_is_used_where_meant():
     desc.interpolate_min_slots = 0
 
     def interpolated(r):
-        _, _, _, ycache = desc.forward_cache(r, nl >= 0, types, [4, 8])
+        _, _, _, ycache = desc.forward_cache(r, nl >= 0, [4, 8])
         return [len(ys) == 2 and ys[0].numel() == 0 for ys in ycache]
 
     assert all(interpolated(rij.detach()))

@@ -130,9 +130,9 @@ class EnergyModel(nn.Module):
         autograd result to rounding. Under ``torch.no_grad`` (inference) no graph is built; with
         autograd on (training) ``g`` is differentiable w.r.t. the parameters by a first-order
         backward. Not for ``type_one_side``."""
-        d, t, cache, ycache = self.descriptor.forward_cache(rij, mask, atype, counts, rep)
+        d, t, cache, ycache = self.descriptor.forward_cache(rij, mask, counts, rep)
         ae, dd = self.fitting.energy_grad(d, counts)
-        g = self.descriptor.backward_rij(dd, t, cache, ycache, rij, mask, atype, counts)
+        g = self.descriptor.backward_rij(dd, t, cache, ycache, counts)
         return ae, g
 
     def autograd_energy_grad(

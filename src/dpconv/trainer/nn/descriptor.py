@@ -163,6 +163,22 @@ class SeA(nn.Module):
             return none, none
         return basis_on(x, lo, hi, c.shape[0]), c
 
+    def _pad_row(self, k: int, rpad: torch.Tensor) -> torch.Tensor:
+        """Net ``k``'s output (1, M1) for the empty slot's normalised row ``rpad`` (4,): the frozen
+        model's stored row (:meth:`tabulate`) under no_grad, else one 1-row call of the net (in
+        training through its hand-written Function: one autograd node instead of one per op)."""
+        if self.pad_rows[k].numel() > 0 and not torch.is_grad_enabled():
+            return self.pad_rows[k].to(rpad.device)  # list attributes do not follow Module.to()
+        xp = rpad[:1].reshape(1, 1)
+        out = torch.zeros(0, dtype=rpad.dtype, device=rpad.device)
+        for i, net in enumerate(self.nets):  # (TorchScript indexes a ModuleList only in a loop)
+            if i == k:
+                if not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]  (training)
+                    out = net.fwd_cache_train(xp)[0]
+                else:
+                    out = net(xp)
+        return out
+
     @property
     def dim_out(self) -> int:
         return self.dim_emb * self.axis_neuron
@@ -186,7 +202,7 @@ class SeA(nn.Module):
         """
         if not self.type_one_side:
             # the same ops as the hand-written path's forward (autograd differentiates them)
-            return self.forward_cache(rij, mask, atype, counts, rep)[0]
+            return self.forward_cache(rij, mask, counts, rep)[0]
         nf, n = rij.shape[0], rij.shape[1]
         env = (self.raw_env(rij, mask) - self.davg[atype]) / self.dstd[atype]  # pyright: ignore  (registered buffer)
         t = torch.zeros(nf, n, 4, self.dim_emb, dtype=rij.dtype, device=rij.device)
@@ -232,7 +248,6 @@ class SeA(nn.Module):
         self,
         rij: torch.Tensor,
         mask: torch.Tensor,
-        atype: torch.Tensor,
         counts: List[int],
         rep: torch.Tensor | None = None,
     ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor], List[List[torch.Tensor]]]:
@@ -268,13 +283,7 @@ class SeA(nn.Module):
             if a1 > a0 and s1 == s0 and s_end > s0 and not rij.requires_grad:  # (autograd wants rij used)
                 # no neighbour of this type for any centre: every slot holds the empty row
                 rpad = -self.davg[ti, s0] / self.dstd[ti, s0]  # pyright: ignore  (registered buffer)
-                xp = rpad[:1].reshape(1, 1)
-                if self.pad_rows[k].numel() > 0:
-                    gpad = self.pad_rows[k].to(rij.device)
-                elif not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]  (training)
-                    gpad = net.fwd_cache_train(xp)[0]  # one autograd node instead of one per op
-                else:
-                    gpad = net(xp)
+                gpad = self._pad_row(k, rpad)
                 part = (float(s_end - s0) * (rpad.unsqueeze(-1) * gpad)).expand(nf, a1 - a0, 4, m1)
                 tparts[ti] = part if tparts[ti].numel() == 0 else tparts[ti] + part
                 cache += [empty, empty, empty, empty]
@@ -294,8 +303,6 @@ class SeA(nn.Module):
                 bas = coef = gpad = torch.zeros(0, dtype=rij.dtype, device=rij.device)
                 if len(self.tables) > 0 and not torch.is_grad_enabled():
                     bas, coef = self._basis(k, rr[..., 0].reshape(-1))
-                    if coef.numel() > 0 and self.pad_rows[k].numel() > 0:
-                        gpad = self.pad_rows[k].to(rr.device)  # list attributes do not follow Module.to()
                 if (
                     coef.numel() == 0
                     and not torch.jit.is_scripting()  # pyright: ignore[reportPrivateImportUsage]
@@ -328,11 +335,7 @@ class SeA(nn.Module):
                     # 1-row net call: in training, taking the row out of a large gc would cost a
                     # zero-filled gradient of gc; for small ones the extra net call costs more
                     if gpad.numel() == 0:
-                        xp = rpad[:1].reshape(1, 1)
-                        if not torch.jit.is_scripting() and torch.is_grad_enabled():  # pyright: ignore[reportPrivateImportUsage]  (training)
-                            gpad = net.fwd_cache_train(xp)[0]  # one autograd node instead of one per op
-                        else:
-                            gpad = net(xp)
+                        gpad = self._pad_row(k, rpad)
                     part = torch.addcmul(part, rpad.unsqueeze(-1), gpad, value=float(s_end - s1))
                 part = part.view(nf, na, 4, m1)
                 tparts[ti] = part if tparts[ti].numel() == 0 else tparts[ti] + part
@@ -357,13 +360,10 @@ class SeA(nn.Module):
         t: torch.Tensor,
         cache: List[torch.Tensor],
         ycache: List[List[torch.Tensor]],
-        rij: torch.Tensor,
-        mask: torch.Tensor,
-        atype: torch.Tensor,
         counts: List[int],
     ) -> torch.Tensor:
         """``∂L/∂rij`` from ``dd = ∂L/∂D`` (nf, N, M1·M2) and :meth:`forward_cache`'s outputs."""
-        nf, n = rij.shape[0], rij.shape[1]
+        nf, n = t.shape[0], t.shape[1]
         m1 = self.dim_emb
         m2 = self.axis_neuron
         dd = dd.reshape(nf * n, m1, m2)
