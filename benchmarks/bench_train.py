@@ -333,7 +333,8 @@ def time_inference(
     dpconv_bin = shutil.which("dpconv") or os.path.join(os.path.dirname(sys.executable), "dpconv")
     d = dirs["dpconv"]
     model = os.path.join(d, "model.pth")
-    if not os.path.exists(model):
+    # a training run freezes afresh (a reused --workdir may hold an older model); --infer-only reuses
+    if not args.infer_only or not os.path.exists(model):
         subprocess.run([dpconv_bin, "freeze", "-o", "model.pth"], cwd=d, check=True, capture_output=True)
 
     def ours() -> dict[str, float | str]:
@@ -349,7 +350,7 @@ def time_inference(
         if not have_dp or "deepmd" not in dirs:
             return {}
         dd = dirs["deepmd"]
-        if not os.path.exists(os.path.join(dd, "dp.pth")):
+        if not args.infer_only or not os.path.exists(os.path.join(dd, "dp.pth")):
             cmd = [args.dp_python, DP_REF, "--pt", "freeze", "-o", "dp.pth"]
             subprocess.run(cmd, cwd=dd, env=env, capture_output=True, check=True)
         code = INFER_DP.format(ref=DP_REF, model=os.path.join(dd, "dp.pth"), **files)
