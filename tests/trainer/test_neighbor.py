@@ -35,10 +35,13 @@ def brute(x, cell, types, rcut):
         None,
     ],
 )
-def test_neighbors_match_brute_force(cell):
+@pytest.mark.parametrize("type_sorted", [False, True])
+def test_neighbors_match_brute_force(cell, type_sorted):
     rng = np.random.default_rng(1)
     n = 6 if cell is None or np.linalg.det(cell) < 500 else 40
     types = np.array([0, 1, 1, 0, 1, 1] * (n // 6) + [1] * (n % 6))
+    if type_sorted:  # the per-type column ranges of _select_sorted, else select_by_type's type tests
+        types = np.sort(types)
     frac = rng.random((n, 3))
     x = frac @ cell + rng.normal(0, 3, (1, 3)) if cell is not None else rng.random((n, 3)) * 5
     rcut = 4.0
@@ -124,3 +127,35 @@ def test_without_overflow_every_candidate_is_kept_unsorted():
     # one slot fewer than neighbours: DeePMD-kit's rule, nearest first, the farthest dropped
     nl, _ = build_neighbors(x, None, torch.zeros(4, dtype=torch.long), 5.0, [2])
     assert nl[0, 0].tolist() == [2, 3]
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        np.array([[2.5, 0, 0], [0.9, 2.2, 0], [-0.7, 0.4, 2.6]]),  # 27+ images
+        np.array([[9.0, 0, 0], [2.0, 9.5, 0], [1.0, -1.5, 10.0]]),  # minimum image
+        None,
+    ],
+)
+def test_type_sorted_selection_equals_general_selection(monkeypatch, cell):
+    """Type-sorted atoms take per-type column ranges; the result is select_by_type's, slot for slot."""
+    from dpconv.trainer.nn import neighbor
+
+    rng = np.random.default_rng(5)
+    n = 30 if cell is not None and np.linalg.det(cell) > 500 else 8
+    types = torch.tensor(np.sort(rng.integers(0, 3, n)))
+    ct = None if cell is None else torch.tensor(cell[None])
+    x = torch.tensor(rng.random((2, n, 3)) * (12 if ct is not None else 4) - 1.0)
+    if ct is not None:
+        ct = ct.expand(2, 3, 3).contiguous()
+    sel = [40, 40, 40]
+    calls = []
+    real = neighbor._select_sorted
+    monkeypatch.setattr(neighbor, "_select_sorted", lambda *a: calls.append(1) or real(*a))
+    nl1, sh1 = build_neighbors(x, ct, types, 4.0, sel)
+    assert calls  # the sorted path ran
+    monkeypatch.setattr(neighbor, "_select_sorted", lambda *a: None)
+    nl2, sh2 = build_neighbors(x, ct, types, 4.0, sel)
+    assert (nl1 >= 0).sum() > 0
+    assert torch.equal(nl1, nl2)
+    assert torch.equal(sh1, sh2)

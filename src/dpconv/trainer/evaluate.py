@@ -70,7 +70,7 @@ class Evaluator:
         if c is not None and c.shape[0] == 1 and nf > 1:
             c = np.repeat(c, nf, axis=0)
         t = torch.as_tensor(np.asarray(types, dtype=np.int64).reshape(n), device=self.device)
-        step = self._chunk(n, c)
+        step = self._chunk(n, c) if nf > 1 else 1  # (one frame, as in MD: nothing to size)
         parts: dict[str, list[np.ndarray]] = {}
         for a in range(0, nf, step):
             xx = torch.as_tensor(x[a : a + step], device=self.device)
