@@ -102,12 +102,23 @@ def tiny_config() -> dict:
     return copy.deepcopy(TINY)
 
 
-def tiny_model(seed: int = 1, sel=(8, 16), rcut: float = 4.0, type_one_side: bool = False):
-    """A small randomly initialised EnergyModel with non-trivial statistics."""
+def tiny_model(
+    seed: int = 1,
+    sel=(8, 16),
+    rcut: float = 4.0,
+    type_one_side: bool = False,
+    dense: bool | None = False,
+    embedding_resnet_dt: bool = False,
+):
+    """A small randomly initialised EnergyModel with non-trivial statistics. ``dense``: True sends
+    every batch through the descriptor's dense path, False through the block path (what these
+    tiny batches would otherwise not take), None keeps the size rule."""
     from dpconv.trainer.model import EnergyModel
 
     cfg = copy.deepcopy(TINY["model"])
-    cfg["descriptor"].update({"sel": list(sel), "rcut": rcut, "seed": seed, "type_one_side": type_one_side})
+    cfg["descriptor"].update(
+        {"sel": list(sel), "rcut": rcut, "seed": seed, "type_one_side": type_one_side, "resnet_dt": embedding_resnet_dt}
+    )
     cfg["descriptor"].setdefault("env_protection", 0.0)
     cfg["fitting_net"]["seed"] = seed + 1
     from dpconv.trainer.config import normalize
@@ -120,4 +131,6 @@ def tiny_model(seed: int = 1, sel=(8, 16), rcut: float = 4.0, type_one_side: boo
         m.descriptor.davg[..., 0] = 0.1 * torch.rand(m.descriptor.davg.shape[0], 1, generator=g, dtype=torch.float64)
         m.descriptor.dstd.mul_(0.5)
         m.fitting.out_bias.copy_(torch.tensor([-3.0, -1.0]))
+    if dense is not None:
+        m.descriptor.dense_max_slots = 10**9 if dense else 0
     return m

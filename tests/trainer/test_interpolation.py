@@ -121,14 +121,15 @@ def test_empty_slot_row_taken_from_the_rows_equals_a_net_call():
         torch.testing.assert_close(a, b, atol=1e-11, rtol=1e-11)
 
 
-def test_blocks_without_neighbours_in_training():
+@pytest.mark.parametrize("dense", [False, True], ids=["blocks", "dense"])
+def test_blocks_without_neighbours_in_training(dense):
     """O and H clusters 30 Å apart: the O–H and H–O blocks have no neighbour at all and take the
     shortcut; outputs and parameter gradients equal autograd's double backward."""
     rng = np.random.default_rng(8)
     x = np.concatenate([rng.uniform(0, 3.0, (4, 3)), rng.uniform(0, 3.0, (8, 3)) + 30.0])[None]
     x = torch.tensor(x)
     types = torch.tensor([0] * 4 + [1] * 8)
-    model = tiny_model(sel=(8, 16), rcut=RCUT)
+    model = tiny_model(sel=(8, 16), rcut=RCUT, dense=dense)
     nl, sh = build_neighbors(x, None, types, RCUT, [8, 16])
     params = list(model.parameters())
     explicit = model(x, None, nl, sh, types, [4, 8], create_graph=True)

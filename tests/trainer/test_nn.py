@@ -26,13 +26,13 @@ def energy_and_more(model, x, cell, types):
     return out["energy"], out["force"][:, inv], out["virial"]
 
 
-@pytest.fixture(scope="module")
-def setup():
+@pytest.fixture(scope="module", params=[False, True], ids=["blocks", "dense"])
+def setup(request):
     s = lj_system(2, box=5.0, tilt=0.7, seed=3)
     x = torch.tensor(s.data["coords"][:1])
     cell = torch.tensor(s.data["cells"][:1])
     types = torch.tensor(s.data["atom_types"])
-    return tiny_model(), x, cell, types
+    return tiny_model(dense=request.param), x, cell, types
 
 
 def test_switch_is_c2_and_bounded():
@@ -97,8 +97,9 @@ def test_invariance_rotation_translation_permutation(setup):
     torch.testing.assert_close(energy_and_more(model, x3, cell, types)[0], e0, atol=1e-10, rtol=0)
 
 
-def test_continuity_at_rcut():
-    model = tiny_model()
+@pytest.mark.parametrize("dense", [False, True], ids=["blocks", "dense"])
+def test_continuity_at_rcut(dense):
+    model = tiny_model(dense=dense)
     types = torch.tensor([0, 1])
     es, fs = [], []
     for d in (RCUT - 1e-6, RCUT + 1e-6):
@@ -118,9 +119,10 @@ def test_continuity_at_rcut():
     assert abs((e_near - e_far).item()) < 1e-4
 
 
-def test_batch_equals_frames():
+@pytest.mark.parametrize("dense", [False, True, None], ids=["blocks", "dense", "by-size"])
+def test_batch_equals_frames(dense):
     s = lj_system(4, seed=7)
-    model = tiny_model()
+    model = tiny_model(dense=dense)
     x = torch.tensor(s.data["coords"])
     cell = torch.tensor(s.data["cells"])
     types = torch.tensor(s.data["atom_types"])
@@ -167,14 +169,14 @@ def test_shared_pair_embedding_equals_plain(box, tilt):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
 
 
-@pytest.mark.parametrize("shared", [False, True])
-def test_training_gradient_equals_double_backward(shared):
+@pytest.mark.parametrize(("shared", "dense"), [(False, False), (True, False), (False, True)])
+def test_training_gradient_equals_double_backward(shared, dense):
     """Training builds forces from the hand-written first derivative (one backward for the loss);
     outputs and parameter gradients equal autograd's double backward to rounding."""
     from dpconv.trainer.nn.neighbor import pair_representatives, pair_vectors
 
     s = lj_system(2, seed=3, virial=True)
-    model = tiny_model(sel=(12, 24))
+    model = tiny_model(sel=(12, 24), dense=dense)
     x = torch.tensor(s.data["coords"])
     cell = torch.tensor(s.data["cells"])
     types = torch.tensor(s.data["atom_types"])
@@ -263,3 +265,35 @@ def test_env_matrix_factors_give_autograds_derivative():
     r = rij.clone().requires_grad_(True)
     (ref,) = torch.autograd.grad((env_matrix(r, mask, 0.5, 4.0, 0.1) * draw).sum(), r)
     torch.testing.assert_close(env_grad_from_factors(draw, fac), ref, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("box", "tilt", "resnet_dt"), [(6.0, 0.0, False), (3.0, 0.8, False), (6.0, 0.0, True)])
+def test_dense_path_equals_block_path(box, tilt, resnet_dt):
+    """Small batches send every slot through its net, all nets stacked: the same energies, forces,
+    virials and parameter gradients as the block path (which embeds only real neighbours), in
+    training and in inference."""
+    from dpconv.trainer.nn.neighbor import pair_vectors
+
+    s = lj_system(3, box=box, tilt=tilt, seed=11, virial=True)
+    model = tiny_model(sel=(30, 60), dense=None, embedding_resnet_dt=resnet_dt)
+    x = torch.tensor(s.data["coords"])
+    cell = torch.tensor(s.data["cells"])
+    types = torch.tensor(s.data["atom_types"])
+    nl, sh = build_neighbors(x, cell, types, RCUT, [30, 60])
+    rij = pair_vectors(x, cell, nl, sh).detach()
+    params = list(model.parameters())
+    res = []
+    for dense_max_slots in (0, 10**9):
+        model.descriptor.dense_max_slots = dense_max_slots
+        o = model.from_pairs(rij, nl, types, [4, 8], True)
+        loss = o["energy"].square().sum() + o["force"].square().sum() + o["virial"].square().sum()
+        with torch.no_grad():
+            inf = model.from_pairs_inference(rij, nl, types, [4, 8])
+        res.append((o, torch.autograd.grad(loss, params), inf))
+    (o0, g0, i0), (o1, g1, i1) = res
+    for k in ("energy", "atom_energy", "force", "virial"):
+        torch.testing.assert_close(o1[k], o0[k], atol=1e-12, rtol=0)
+        torch.testing.assert_close(i1[k], i0[k], atol=1e-12, rtol=0)
+    for a, b in zip(g1, g0):
+        torch.testing.assert_close(a, b, atol=1e-11, rtol=1e-11)
+    assert model.descriptor._dense_index_cache  # the dense path ran

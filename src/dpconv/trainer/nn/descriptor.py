@@ -17,11 +17,13 @@ from torch import nn
 
 from dpconv.trainer.nn.chebyshev import basis_on, fit, interpolate
 from dpconv.trainer.nn.env import env_grad_from_factors, env_matrix, env_matrix_factors, switch
-from dpconv.trainer.nn.networks import mlp
+from dpconv.trainer.nn.networks import mlp, stack_nets, stacked_bwd, stacked_fwd_cache
 
 
 class SeA(nn.Module):
     """``D_i = T_iᵀ T_i[:, :M2]`` with ``T_i = (1/Nc) Σ_j R_ijᵀ ⊗ G(R_ij,0)``."""
+
+    __jit_ignored_attributes__ = ("_dense_index_cache",)  # Python-side cache of index tensors
 
     def __init__(
         self,
@@ -73,6 +75,11 @@ class SeA(nn.Module):
         self.interpolate_nets = True
         self.interpolate_min_slots = 1024  # smaller blocks: the net on their rows costs less
         self.pad_row_max = 512  # blocks embedding at most this many rows take G(empty slot) from them
+        # small batches (at most this many slots, nf·N·Σsel), not TorchScript, no tables: every slot
+        # goes through its net, all nets at once (:meth:`_forward_cache_dense`); a few tens of ops
+        # instead of a few hundred, which is what such batches (methane: 280 slots) spend their time on
+        self.dense_max_slots = 2048
+        self._dense_index_cache: dict[tuple, tuple[list[int], torch.Tensor, torch.Tensor]] = {}
 
     def _used(self, mask: torch.Tensor, s0: int, s1: int) -> int:
         """End of the used slots of block ``s0:s1`` (last real neighbour + 1 over the batch): the
@@ -244,6 +251,117 @@ class SeA(nn.Module):
         sidx[rows] = torch.arange(nr, device=mk.device)
         return rows, idx, sidx
 
+    def _dt(self, dd: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``∂L/∂T`` (nf·N, 4, M1), the 1/Nc included, from ``dd = ∂L/∂D`` (nf, N, M1·M2)."""
+        nf, n = t.shape[0], t.shape[1]
+        m1 = self.dim_emb
+        m2 = self.axis_neuron
+        dd = dd.reshape(nf * n, m1, m2)
+        t3 = t.view(nf * n, 4, m1)
+        dt = torch.bmm(t3[:, :, :m2], dd.transpose(1, 2))  # (nf·N, 4, M1)
+        dt[:, :, :m2] += torch.bmm(t3, dd)  # (in place: fewer nodes for autograd to go back through)
+        return dt.mul_(1.0 / self.nnei)
+
+    def _dense(self, slots: int) -> bool:
+        """Whether a batch of ``slots`` slots takes the dense path (see ``dense_max_slots``)."""
+        if self.type_one_side or slots > self.dense_max_slots:
+            return False
+        for c in self.tables:  # noqa: SIM110 - TorchScript compiles this method: no generator expressions
+            if c.numel() > 0:
+                return False
+        return True
+
+    @torch.jit.unused
+    def _dense_index(
+        self, nf: int, counts: List[int], device: torch.device
+    ) -> Tuple[List[int], torch.Tensor, torch.Tensor]:
+        """For the dense path: the nets with slots (centre type with atoms, neighbour type with
+        ``sel`` > 0), ``idx`` (K, R) the flat slot (over nf·N·Nc) behind row r of net k (nf·N·Nc:
+        padding) and ``inv`` (nf·N·Nc,) the row (k·R + r) of each slot. Cached per batch shape."""
+        key = (nf, tuple(counts), str(device))
+        hit = self._dense_index_cache.get(key)
+        if hit is not None:
+            return hit
+        nt, nc = self.ntypes, self.nnei
+        n = sum(counts)
+        aoff = [0]
+        for c in counts:
+            aoff.append(aoff[-1] + c)
+        active: List[int] = []
+        pieces: List[torch.Tensor] = []
+        for k in range(len(self.nets)):
+            ti, tj = k % nt, k // nt
+            s0, s1 = self.sel_offsets[tj], self.sel_offsets[tj + 1]
+            if counts[ti] == 0 or s1 == s0:
+                continue
+            f = torch.arange(nf, device=device).view(nf, 1, 1) * (n * nc)
+            i = torch.arange(aoff[ti], aoff[ti + 1], device=device).view(1, -1, 1) * nc
+            sl = torch.arange(s0, s1, device=device).view(1, 1, -1)
+            active.append(k)
+            pieces.append((f + i + sl).reshape(-1))
+        rows = max(p.shape[0] for p in pieces)
+        idx = torch.full((len(pieces), rows), nf * n * nc, dtype=torch.long, device=device)
+        inv = torch.empty(nf * n * nc, dtype=torch.long, device=device)
+        for k, p in enumerate(pieces):
+            idx[k, : p.shape[0]] = p
+            inv[p] = k * rows + torch.arange(p.shape[0], device=device)
+        out = (active, idx, inv)
+        if len(self._dense_index_cache) > 64:
+            self._dense_index_cache.clear()
+        self._dense_index_cache[key] = out
+        return out
+
+    @torch.jit.unused
+    def _forward_cache_dense(
+        self, rij: torch.Tensor, mask: torch.Tensor, counts: List[int]
+    ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor], List[List[torch.Tensor]]]:
+        """:meth:`forward_cache` for small batches: every slot, empty ones included (their row is
+        the empty slot's, as the padding term assumes), goes through its (centre, neighbour) net;
+        the nets run stacked (:func:`~dpconv.trainer.nn.networks.stack_nets`) on rows gathered
+        from the slots with one index, and one more gathers their outputs back to the slots. The
+        same sums as the block path, in another order (equal to rounding)."""
+        nf, n, nc = rij.shape[0], rij.shape[1], self.nnei
+        m1 = self.dim_emb
+        raw, factors = env_matrix_factors(rij, mask, self.rcut_smth, self.rcut, self.env_protection)
+        ct = torch.tensor(counts, device=rij.device)
+        dsd = torch.repeat_interleave(self.dstd, ct, dim=0)  # (N, Nc, 4)
+        rn = ((raw - torch.repeat_interleave(self.davg, ct, dim=0)) / dsd).view(nf * n, nc, 4)
+        active, idx, inv = self._dense_index(nf, counts, rij.device)
+        nk, rows = idx.shape[0], idx.shape[1]
+        x = torch.cat([rn[..., 0].reshape(-1), rn.new_zeros(1)]).index_select(0, idx.view(-1))
+        layers = stack_nets([self.nets[k] for k in active])
+        g, ys = stacked_fwd_cache(layers, x.view(nk, rows, 1))  # (K, R, M1)
+        gall = g.reshape(nk * rows, m1).index_select(0, inv).view(nf * n, nc, m1)
+        t3 = torch.bmm(rn.transpose(1, 2), gall) * (1.0 / nc)  # (nf·N, 4, M1)
+        d = torch.bmm(t3.transpose(1, 2), t3[:, :, : self.axis_neuron])
+        cache = [gall, rn, dsd, idx, inv, *factors]
+        return d.reshape(nf, n, m1 * self.axis_neuron), t3.view(nf, n, 4, m1), cache, [ys, *layers[1:]]
+
+    @torch.jit.unused
+    def _backward_rij_dense(
+        self,
+        dt: torch.Tensor,
+        cache: List[torch.Tensor],
+        ycache: List[List[torch.Tensor]],
+        counts: List[int],
+        nf: int,
+        n: int,
+    ) -> torch.Tensor:
+        """:meth:`backward_rij` of :meth:`_forward_cache_dense`, from ``dt = ∂L/∂T``."""
+        gall, rn, dsd, idx, inv = cache[0], cache[1], cache[2], cache[3], cache[4]
+        m1 = self.dim_emb
+        nk, rows = idx.shape[0], idx.shape[1]
+        blk = torch.bmm(gall, dt.transpose(1, 2))  # ∂L/∂R through R itself (nf·N, Nc, 4)
+        dg = torch.bmm(rn, dt).reshape(-1, m1)  # ∂L/∂G of every slot
+        dg = torch.cat([dg, dg.new_zeros(1, m1)]).index_select(0, idx.view(-1)).view(nk, rows, m1)
+        ys, ws, bs, idts = ycache
+        flags = self.nets[0].layers()[0]
+        ds = stacked_bwd((flags, ws, bs, idts), dg, ys).reshape(-1).index_select(0, inv)
+        e0 = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=dt.dtype, device=dt.device)
+        blk = torch.addcmul(blk, ds.view(-1, blk.shape[1], 1), e0)
+        draw = blk.view(nf, n, -1, 4) / dsd
+        return env_grad_from_factors(draw, cache[5:])
+
     def forward_cache(
         self,
         rij: torch.Tensor,
@@ -259,6 +377,8 @@ class SeA(nn.Module):
         same normalised row); one gather then gives the embedding of every slot of the trimmed block.
         """
         nf, n = rij.shape[0], rij.shape[1]
+        if not torch.jit.is_scripting() and self._dense(nf * n * self.nnei):  # pyright: ignore[reportPrivateImportUsage]
+            return self._forward_cache_dense(rij, mask, counts)
         m1 = self.dim_emb
         raw, factors = env_matrix_factors(rij, mask, self.rcut_smth, self.rcut, self.env_protection)
         nt = self.ntypes
@@ -365,12 +485,9 @@ class SeA(nn.Module):
         """``∂L/∂rij`` from ``dd = ∂L/∂D`` (nf, N, M1·M2) and :meth:`forward_cache`'s outputs."""
         nf, n = t.shape[0], t.shape[1]
         m1 = self.dim_emb
-        m2 = self.axis_neuron
-        dd = dd.reshape(nf * n, m1, m2)
-        t3 = t.view(nf * n, 4, m1)
-        dt = torch.bmm(t3[:, :, :m2], dd.transpose(1, 2))  # (nf·N, 4, M1)
-        dt[:, :, :m2] += torch.bmm(t3, dd)  # (in place: fewer nodes for autograd to go back through)
-        dt.mul_(1.0 / self.nnei)
+        dt = self._dt(dd, t)
+        if not torch.jit.is_scripting() and self._dense(nf * n * self.nnei):  # pyright: ignore[reportPrivateImportUsage]
+            return self._backward_rij_dense(dt, cache, ycache, counts, nf, n)
         # one split, not a slice per block (see EnergyFitting.energy_grad)
         dts = dt.view(nf, n, 4, m1).split(counts, dim=1)
         # ∂L/∂(raw environment matrix) assembled from the blocks with one cat per centre type and one

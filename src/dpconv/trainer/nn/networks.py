@@ -18,6 +18,30 @@ import torch
 from torch import nn
 
 
+# The chains below take 2-D rows (rows, in) with one net's weights, or 3-D (K, rows, in) with K nets'
+# weights stacked (K, in, out) and vectors (K, out): :func:`stacked` runs K nets of one shape at once.
+def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.mm(a, b) if a.dim() == 2 else torch.bmm(a, b)
+
+
+def _addmm(c: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.addmm(c, a, b) if a.dim() == 2 else torch.baddbmm(c, a, b)
+
+
+def _tr(w: torch.Tensor) -> torch.Tensor:
+    return w.t() if w.dim() == 2 else w.transpose(1, 2)
+
+
+def _per_row(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A layer's vector (out,) or (K, out), broadcastable over the rows of ``like``."""
+    return v if like.dim() == 2 else v.unsqueeze(1)
+
+
+def _halves(x: torch.Tensor, n: int) -> torch.Tensor:
+    """(…, rows, 2n) viewed as (…, rows, 2, n)."""
+    return x.view(-1, 2, n) if x.dim() == 2 else x.view(x.shape[0], x.shape[1], 2, n)
+
+
 class Dense(nn.Module):
     """One layer; ``weight`` is stored (in, out) as DeePMD stores ``matrix``."""
 
@@ -145,16 +169,16 @@ def _input_grad(
         f, w = flags[k], ws[k]
         ins[k] = dout
         if f & 4:
-            dz = torch.ops.aten.tanh_backward(dout * idts[k] if f & 8 else dout, ys[k])
+            dz = torch.ops.aten.tanh_backward(dout * _per_row(idts[k], dout) if f & 8 else dout, ys[k])
             dzs[k] = dz
             if f & 3 == 1:
-                dout = torch.addmm(dout, dz, w.t())
+                dout = _addmm(dout, dz, _tr(w))
             elif f & 3 == 2:
-                dout = torch.addmm(dout.view(-1, 2, w.shape[0]).sum(dim=1), dz, w.t())
+                dout = _addmm(_halves(dout, w.shape[-2]).sum(dim=-2), dz, _tr(w))
             else:
-                dout = torch.mm(dz, w.t())
+                dout = _mm(dz, _tr(w))
         else:
-            dout = torch.mm(dout, w.t())
+            dout = _mm(dout, _tr(w))
     return dout, ins, dzs
 
 
@@ -182,29 +206,29 @@ def _input_grad_adjoint(
         f, w, c = flags[k], ws[k], ins[k]
         dz = dzs[k]
         if dz is not None:
-            adz = torch.mm(a, w)  # result = dz·Wᵀ (+ skip of c)
+            adz = _mm(a, w)  # result = dz·Wᵀ (+ skip of c)
             if factors is None:
-                gws[k] = torch.mm(a.t(), dz)
+                gws[k] = _mm(_tr(a), dz)
             else:
                 factors[k] = (a, dz)
             y = ys[k]
-            u = c * idts[k] if f & 8 else c
+            u = c * _per_row(idts[k], c) if f & 8 else c
             au = torch.ops.aten.tanh_backward(adz, y)  # dz = u·(1 − y²)
             gys[k] = (adz * u).mul_(y).mul_(-2.0)
             if f & 8:
-                gidts[k] = (au * c).sum(dim=0)
-                au.mul_(idts[k])
+                gidts[k] = (au * c).sum(dim=-2)
+                au.mul_(_per_row(idts[k], au))
             if f & 3 == 1:
                 au.add_(a)
             elif f & 3 == 2:
-                au.view(-1, 2, w.shape[0]).add_(a.unsqueeze(1))
+                _halves(au, w.shape[-2]).add_(a.unsqueeze(-2))
             a = au
         else:
             if factors is None:
-                gws[k] = torch.mm(a.t(), c)
+                gws[k] = _mm(_tr(a), c)
             else:
                 factors[k] = (a, c)
-            a = torch.mm(a, w)
+            a = _mm(a, w)
     return a, gws, gidts, gys
 
 
@@ -255,16 +279,15 @@ def _forward(
     for k in range(len(flags)):
         f = flags[k]
         hs.append(h)
-        y = torch.addmm(bs[k], h, ws[k])
+        y = _addmm(_per_row(bs[k], h), h, ws[k])
         ys.append(torch.tanh(y) if f & 4 else y)
         if f & 4:
             y = ys[-1]
-            o = y * idts[k] if f & 8 else y
+            o = y * _per_row(idts[k], y) if f & 8 else y
             if f & 3 == 1:
                 o = o + h
             elif f & 3 == 2:
-                n_in = h.shape[1]
-                o = (o.view(-1, 2, n_in) + h.unsqueeze(1)).view(-1, 2 * n_in)
+                o = (_halves(o, h.shape[-1]) + h.unsqueeze(-2)).view(o.shape)
             h = o
         else:
             h = y
@@ -302,9 +325,9 @@ def _forward_adjoint(
                     continue
                 ay = gy
             else:
-                ay = a * idts[k] if f & 8 else a
+                ay = a * _per_row(idts[k], a) if f & 8 else a
                 if f & 8:
-                    gi = (a * y).sum(dim=0)
+                    gi = (a * y).sum(dim=-2)
                     prev = gidts[k]
                     gidts[k] = gi if prev is None else prev + gi
                 if gy is not None:
@@ -312,7 +335,7 @@ def _forward_adjoint(
                 if f & 3 == 1:
                     skip_a = a
                 elif f & 3 == 2:
-                    skip_a = a.view(-1, 2, h.shape[1]).sum(dim=1)
+                    skip_a = _halves(a, h.shape[-1]).sum(dim=-2)
             az = torch.ops.aten.tanh_backward(ay, y)
         elif a is None:  # linear: ys[k] is the output itself
             if gy is None:
@@ -324,18 +347,23 @@ def _forward_adjoint(
         hh, zz = h, az
         fk = None if factors is None else factors[k]
         if factors is not None and fk is not None:
-            hh, zz = torch.cat([fk[0], h]), torch.cat([fk[1], az])
+            hh, zz = torch.cat([fk[0], h], dim=-2), torch.cat([fk[1], az], dim=-2)
             factors[k] = None
-        gws[k] = torch.mm(hh.t(), zz) if gw is None else gw.addmm_(hh.t(), zz)
-        gbs[k] = az.sum(dim=0)
+        gws[k] = _mm(_tr(hh), zz) if gw is None else _accumulate(gw, hh, zz)
+        gbs[k] = az.sum(dim=-2)
         a = None
         if k > 0 or need_x:
-            a = torch.mm(az, w.t()) if skip_a is None else torch.addmm(skip_a, az, w.t())
+            a = _mm(az, _tr(w)) if skip_a is None else _addmm(skip_a, az, _tr(w))
     for k, fk in enumerate(factors or []):  # left over: layers this pass had nothing to add to
         if fk is not None:
             gw = gws[k]
-            gws[k] = torch.mm(fk[0].t(), fk[1]) if gw is None else gw.addmm_(fk[0].t(), fk[1])
+            gws[k] = _mm(_tr(fk[0]), fk[1]) if gw is None else _accumulate(gw, fk[0], fk[1])
     return a, gws, gbs, gidts
+
+
+def _accumulate(gw: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``gw += aᵀ·b`` in place."""
+    return gw.addmm_(a.t(), b) if a.dim() == 2 else gw.baddbmm_(a.transpose(1, 2), b)
 
 
 def _idt_grads(flags: Tuple[int, ...], gidts: List[torch.Tensor | None]) -> List[torch.Tensor | None]:
@@ -402,6 +430,42 @@ class _ValueAndInputGrad(torch.autograd.Function):
             flags, ws, idts, ys, hs, g_out, gys, gws, gidts, bool(ctx.needs_input_grad[1]), factors
         )
         return (None, a, *gws, *gbs, *_idt_grads(flags, gidts))
+
+
+def stack_nets(nets: Sequence[MLP]) -> Tuple[List[int], List[torch.Tensor], List[torch.Tensor], List[torch.Tensor]]:
+    """Flags and the K nets' weights (K, in, out), biases and ``idt`` (K, out), layer by layer, for
+    nets of one shape (differentiable: the gradients go back to each net's parameters)."""
+    per = [net.layers() for net in nets]
+    flags = per[0][0]
+    ws = [torch.stack([p[1][k] for p in per]) for k in range(len(flags))]
+    bs = [torch.stack([p[2][k] for p in per]) for k in range(len(flags))]
+    idts = [torch.stack([p[3][k] for p in per]) for k in range(len(flags))]
+    return flags, ws, bs, idts
+
+
+def stacked_fwd_cache(
+    layers: Tuple[List[int], List[torch.Tensor], List[torch.Tensor], List[torch.Tensor]], x: torch.Tensor
+) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    """:meth:`MLP.fwd_cache` of K nets at once (:func:`stack_nets`) on ``x`` (K, rows, in): outputs
+    (K, rows, out) and the tanh outputs (through the hand-written backward when grad is on)."""
+    flags, ws, bs, idts = layers
+    if torch.is_grad_enabled():
+        out = _ForwardCache.apply(tuple(flags), x, *ws, *bs, *idts)
+        return out[0], list(out[1:])
+    h, _, ys = _forward(flags, ws, bs, idts, x)
+    return h, ys
+
+
+def stacked_bwd(
+    layers: Tuple[List[int], List[torch.Tensor], List[torch.Tensor], List[torch.Tensor]],
+    dout: torch.Tensor,
+    ys: List[torch.Tensor],
+) -> torch.Tensor:
+    """:meth:`MLP.bwd` of K nets at once: ``∂L/∂x`` (K, rows, in) from ``dout`` (K, rows, out)."""
+    flags, ws, _, idts = layers
+    if torch.is_grad_enabled():
+        return _InputGrad.apply(tuple(flags), dout, *ws, *idts, *ys)
+    return _input_grad(flags, ws, idts, ys, dout)[0]
 
 
 def mlp(
