@@ -264,7 +264,7 @@ class SeA(nn.Module):
 
     def _dense(self, slots: int) -> bool:
         """Whether a batch of ``slots`` slots takes the dense path (see ``dense_max_slots``)."""
-        if self.type_one_side or slots > self.dense_max_slots:
+        if self.type_one_side or slots == 0 or slots > self.dense_max_slots:
             return False
         for c in self.tables:  # noqa: SIM110 - TorchScript compiles this method: no generator expressions
             if c.numel() > 0:
@@ -343,7 +343,6 @@ class SeA(nn.Module):
         dt: torch.Tensor,
         cache: List[torch.Tensor],
         ycache: List[List[torch.Tensor]],
-        counts: List[int],
         nf: int,
         n: int,
     ) -> torch.Tensor:
@@ -487,7 +486,7 @@ class SeA(nn.Module):
         m1 = self.dim_emb
         dt = self._dt(dd, t)
         if not torch.jit.is_scripting() and self._dense(nf * n * self.nnei):  # pyright: ignore[reportPrivateImportUsage]
-            return self._backward_rij_dense(dt, cache, ycache, counts, nf, n)
+            return self._backward_rij_dense(dt, cache, ycache, nf, n)
         # one split, not a slice per block (see EnergyFitting.energy_grad)
         dts = dt.view(nf, n, 4, m1).split(counts, dim=1)
         # ∂L/∂(raw environment matrix) assembled from the blocks with one cat per centre type and one

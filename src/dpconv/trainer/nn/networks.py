@@ -19,7 +19,7 @@ from torch import nn
 
 
 # The chains below take 2-D rows (rows, in) with one net's weights, or 3-D (K, rows, in) with K nets'
-# weights stacked (K, in, out) and vectors (K, out): :func:`stacked` runs K nets of one shape at once.
+# weights stacked (K, in, out) and vectors (K, out) (:func:`stack_nets`): K nets of one shape at once.
 def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.mm(a, b) if a.dim() == 2 else torch.bmm(a, b)
 
