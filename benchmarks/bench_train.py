@@ -256,6 +256,11 @@ def main() -> None:
         print_inference(times)
 
 
+def dpconv_bin() -> str:
+    """The ``dpconv`` command of this environment."""
+    return shutil.which("dpconv") or os.path.join(os.path.dirname(sys.executable), "dpconv")
+
+
 def train_rounds(
     name: str,
     data: tuple[list[str], list[str], list[str]],
@@ -268,7 +273,6 @@ def train_rounds(
     returns the last round's run folder per tool."""
     train, valid, tmap = data
     disp = max(1, args.steps // 4)
-    dpconv_bin = shutil.which("dpconv") or os.path.join(os.path.dirname(sys.executable), "dpconv")
     res: dict[str, list[float]] = {"dpconv": [], "deepmd": []}
     val: dict[str, list[dict[str, float]]] = {"dpconv": [], "deepmd": []}
     dirs: dict[str, str] = {}
@@ -283,7 +287,7 @@ def train_rounds(
                 seed = args.seeds[r] if args.seeds else None
                 json.dump(tutorial_input(train, valid, tmap, args.steps, disp, seed), fh, indent=1)
             cmd = (
-                [dpconv_bin, "train", "input.json"]
+                [dpconv_bin(), "train", "input.json"]
                 if tool == "dpconv"
                 else [args.dp_python, DP_REF, "--pt", "train", "input.json"]
             )
@@ -330,12 +334,11 @@ def time_inference(
         box=os.path.join(sysdir, setdir, "box.npy"),
         types=os.path.join(sysdir, "type.raw"),
     )
-    dpconv_bin = shutil.which("dpconv") or os.path.join(os.path.dirname(sys.executable), "dpconv")
     d = dirs["dpconv"]
     model = os.path.join(d, "model.pth")
     # a training run freezes afresh (a reused --workdir may hold an older model); --infer-only reuses
     if not args.infer_only or not os.path.exists(model):
-        subprocess.run([dpconv_bin, "freeze", "-o", "model.pth"], cwd=d, check=True, capture_output=True)
+        subprocess.run([dpconv_bin(), "freeze", "-o", "model.pth"], cwd=d, check=True, capture_output=True)
 
     def ours() -> dict[str, float | str]:
         return {

@@ -266,10 +266,7 @@ class SeA(nn.Module):
         """Whether a batch of ``slots`` slots takes the dense path (see ``dense_max_slots``)."""
         if self.type_one_side or slots == 0 or slots > self.dense_max_slots:
             return False
-        for c in self.tables:  # noqa: SIM110 - TorchScript compiles this method: no generator expressions
-            if c.numel() > 0:
-                return False
-        return True
+        return all(c.numel() == 0 for c in self.tables)  # tables: the frozen model's path
 
     @torch.jit.unused
     def _dense_index(
